@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL (event store, migrations) behind the application services."""

@@ -1,0 +1,167 @@
+"""The event store: eventsourcing's PostgreSQL recorder, with msgspec serialization and the
+write-side indexes kept in the same transaction as the events.
+
+- :class:`MsgspecMapper` stores each event's fields as JSON, typed by the event class's
+  own annotations, so Structs, Decimals, dates and UUIDs come back as themselves.
+- :class:`LedgerRecorder` writes, in the append transaction, the idempotency records of
+  the movements being appended (``movement_keys=``), and bumps the program revision and
+  registry whenever a program stream (network, campaign, promotion, cluster) changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import get_topic, resolve_topic
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+ORIGINATOR_FIELDS = frozenset({"originator_id", "originator_version"})
+PROGRAM_KINDS = {
+    "loyalty.domain.network:": "network",
+    "loyalty.domain.campaign:": "campaign",
+    "loyalty.domain.promotion:": "promotion",
+    "loyalty.domain.cluster:": "cluster",
+}
+
+_encoder = msgspec.json.Encoder()
+
+
+class EventSchema(typing.NamedTuple):
+    fields: tuple[str, ...]
+    decoder: msgspec.json.Decoder[Any]
+
+
+@lru_cache(maxsize=None)
+def schema_of(event_class: type) -> EventSchema:
+    """The stored fields of ``event_class`` and a decoder typed by its annotations."""
+    hints = typing.get_type_hints(event_class)
+    fields = tuple(
+        f.name for f in dataclasses.fields(event_class) if f.name not in ORIGINATOR_FIELDS
+    )
+    struct = msgspec.defstruct(
+        f"{event_class.__qualname__}State",
+        [(name, hints[name]) for name in fields],
+        kw_only=True,
+    )
+    return EventSchema(fields, msgspec.json.Decoder(struct))
+
+
+class MsgspecMapper(Mapper[UUID]):
+    """Maps domain events to stored events with msgspec, typed by each event's class."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        data = _encoder.encode(state)
+        if self.compressor:
+            data = self.compressor.compress(data)
+        if self.cipher:
+            data = self.cipher.encrypt(data)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=get_topic(type(domain_event)),
+            state=data,
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        cls = resolve_topic(stored_event.topic)
+        data = stored_event.state
+        if self.cipher:
+            data = self.cipher.decrypt(data)
+        if self.compressor:
+            data = self.compressor.decompress(data)
+        schema = schema_of(cls)
+        class_version = getattr(cls, "class_version", 1)
+        if class_version > 1:
+            state = upcast(cls, msgspec.json.decode(data), class_version)
+            typed = msgspec.convert(state, schema.decoder.type)
+        else:
+            typed = schema.decoder.decode(data)
+        event_state = {name: getattr(typed, name) for name in schema.fields}
+        event_state["originator_id"] = stored_event.originator_id
+        event_state["originator_version"] = stored_event.originator_version
+        domain_event = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", event_state)
+        return domain_event
+
+
+def upcast(cls: type, state: dict[str, Any], class_version: int) -> dict[str, Any]:
+    from_version = state.pop("class_version", 1)
+    while from_version < class_version:
+        getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+        from_version += 1
+    return state
+
+
+class MovementKey(msgspec.Struct, frozen=True, kw_only=True):
+    """The idempotency record of one movement, written with its events."""
+
+    source: str
+    movement_id: str
+    request_digest: bytes
+    response: bytes
+    account_id: UUID
+    account_version: int
+
+
+class LedgerRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: Any, *, events_table_name: str = "ledger_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        self.insert_keys_statement = SQL(
+            "INSERT INTO {}.movement_keys (source, movement_id, request_digest, response,"
+            " account_id, account_version)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::bytea[],"
+            " %s::uuid[], %s::bigint[])"
+        ).format(schema)
+        self.bump_revision_statement = SQL(
+            "UPDATE {}.config_revision SET revision = revision + 1"
+        ).format(schema)
+        self.register_streams_statement = SQL(
+            "INSERT INTO {}.config_streams (originator_id, kind)"
+            " SELECT * FROM unnest(%s::uuid[], %s::text[]) ON CONFLICT DO NOTHING"
+        ).format(schema)
+
+    def _insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        *,
+        movement_keys: Sequence[MovementKey] = (),
+        **kwargs: Any,
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        if movement_keys:
+            columns = list(zip(*(msgspec.structs.astuple(k) for k in movement_keys), strict=True))
+            curs.execute(self.insert_keys_statement, [list(c) for c in columns], prepare=True)
+        program = [
+            (e.originator_id, kind)
+            for e in stored_events
+            if (kind := program_kind(e.topic)) is not None
+        ]
+        if program:
+            curs.execute(self.bump_revision_statement)
+            ids, kinds = zip(*program, strict=True)
+            curs.execute(self.register_streams_statement, [list(ids), list(kinds)])
+
+
+def program_kind(topic: str) -> str | None:
+    for prefix, kind in PROGRAM_KINDS.items():
+        if topic.startswith(prefix):
+            return kind
+    return None

@@ -1,0 +1,1 @@
+"""The HTTP API (litestar + msgspec), versioned under /api/v1."""

@@ -1,0 +1,42 @@
+"""``create_app(settings)``: the litestar application."""
+
+from __future__ import annotations
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+
+from loyalty import __version__
+from loyalty.api.errors import HANDLERS
+from loyalty.api.terminal import TerminalController
+from loyalty.bootstrap import Services, build_services
+from loyalty.settings import Settings
+
+
+@get("/health", operation_id="health", tags=["Operations"], summary="Liveness")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Litestar:
+    """The API; builds its services on start-up unless given ready ones (tests)."""
+    owned = services is None
+
+    def start(app: Litestar) -> None:
+        app.state.services = services or build_services(settings)
+        app.state.services.writer.start()
+
+    def stop(app: Litestar) -> None:
+        if owned:
+            app.state.services.close()
+
+    return Litestar(
+        route_handlers=[TerminalController, health],
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        on_startup=[start],
+        on_shutdown=[stop],
+        state=State(),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="Loyalty ledger", version=__version__, path="/api/v1/schema"),
+        debug=False,
+    )

@@ -1,0 +1,68 @@
+"""Terminal API: the contract POS systems integrate against."""
+
+from __future__ import annotations
+
+import hashlib
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from loyalty.commands.movements import Recorded
+from loyalty.commands.schemas import CardView, MovementReceipt, PostMovement
+from loyalty.commands.writer import CardJob, GroupCommitWriter, PostJob
+from loyalty.domain.errors import AuthenticationFailed, LoyaltyError
+
+JSON = "application/json"
+
+
+class UnsupportedMediaType(LoyaltyError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def terminal_key_digest(request: Request[object, object, State]) -> str:
+    """SHA-256 of the bearer key; the key itself is never kept or logged."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise AuthenticationFailed("send the terminal key as 'Authorization: Bearer <key>'")
+    return hashlib.sha256(key.strip().encode()).hexdigest()
+
+
+def writer_of(state: State) -> GroupCommitWriter:
+    writer: GroupCommitWriter = state.services.writer
+    return writer
+
+
+class TerminalController(Controller):
+    path = "/api/v1/terminal"
+    tags = ["Terminal"]
+
+    @post(
+        "/movements",
+        operation_id="postMovement",
+        summary="Record a movement and get the benefits to print",
+        description=(
+            "Idempotent on (terminal, movement_id): a retry answers 200 with the identical "
+            "body; the same movement_id with another body answers 409."
+        ),
+        status_code=201,
+    )
+    async def post_movement(
+        self, request: Request[object, object, State], data: PostMovement, state: State
+    ) -> Response[MovementReceipt]:
+        if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
+            raise UnsupportedMediaType("send the movement as application/json")
+        digest = terminal_key_digest(request)
+        recorded: Recorded = await writer_of(state).submit(PostJob(digest, data))
+        return Response(recorded.body, status_code=recorded.status, media_type=JSON)  # type: ignore[arg-type]
+
+    @get("/cards/{card:str}", operation_id="getCard", summary="A card's balance and status")
+    async def get_card(
+        self,
+        request: Request[object, object, State],
+        state: State,
+        card: str = Parameter(max_length=64),
+    ) -> CardView:
+        view: CardView = await writer_of(state).submit(CardJob(terminal_key_digest(request), card))
+        return view

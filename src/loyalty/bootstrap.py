@@ -1,0 +1,42 @@
+"""The composition root: builds the services from settings, and nothing connects before."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from loyalty.commands.apply import ProgramApplier
+from loyalty.commands.ledger import Ledger
+from loyalty.commands.movements import MovementDesk
+from loyalty.commands.writer import GroupCommitWriter
+from loyalty.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    ledger: Ledger
+    desk: MovementDesk
+    writer: GroupCommitWriter
+    applier: ProgramApplier
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.ledger.close()
+
+
+def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Services:
+    ledger = Ledger(settings)
+    desk = MovementDesk(ledger, clock, timedelta(seconds=settings.max_future_skew_s))
+    return Services(
+        settings=settings,
+        ledger=ledger,
+        desk=desk,
+        writer=GroupCommitWriter(desk, settings.max_batch),
+        applier=ProgramApplier(ledger, clock),
+    )

@@ -1,0 +1,213 @@
+"""``loyalty``: the command line. Every subcommand reads its settings from the environment
+(see :mod:`loyalty.settings`); user errors print ``error [code]: message`` and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+import msgspec
+
+from loyalty.adapters.migrations import apply_migrations
+from loyalty.bootstrap import Services, build_services
+from loyalty.domain.errors import LoyaltyError
+from loyalty.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except LoyaltyError as error:
+        print(f"error [{error.code}]: {error.message}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loyalty", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    cmd = commands.add_parser("migrate", help="apply the SQL migrations that are missing")
+    cmd.set_defaults(handler=migrate)
+
+    cmd = commands.add_parser("apply", help="make the store match a program file (TOML/JSON)")
+    cmd.add_argument("file", nargs="?", type=Path)
+    cmd.add_argument("--demo", action="store_true", help="apply the bundled demo program")
+    cmd.set_defaults(handler=apply)
+
+    cmd = commands.add_parser("serve", help="serve the API")
+    cmd.add_argument("--host")
+    cmd.add_argument("--port", type=int)
+    cmd.set_defaults(handler=serve)
+
+    cmd = commands.add_parser("ingest", help="record NDJSON movements in bulk")
+    cmd.add_argument("file", type=Path)
+    cmd.add_argument("--rejects", type=Path, help="where rejected lines go (FILE.rejects.ndjson)")
+    cmd.add_argument("--batch-size", type=int, default=500)
+    cmd.set_defaults(handler=ingest)
+
+    cmd = commands.add_parser("terminal-key", help="issue a new API key for a terminal")
+    cmd.add_argument("terminal")
+    cmd.set_defaults(handler=issue_terminal_key)
+
+    cmd = commands.add_parser("block-card", help="block a card")
+    cmd.add_argument("card")
+    cmd.add_argument("--reason", required=True)
+    cmd.set_defaults(handler=block_card)
+
+    cmd = commands.add_parser("adjust", help="correct a card's balance (operator)")
+    cmd.add_argument("card")
+    cmd.add_argument("--campaign", required=True)
+    cmd.add_argument("--points", type=int, default=0)
+    cmd.add_argument("--credits", type=Decimal, default=Decimal(0))
+    cmd.add_argument("--reason", required=True)
+    cmd.add_argument("--operator", required=True)
+    cmd.add_argument("--movement-id", help="idempotency key (default: a new UUID)")
+    cmd.set_defaults(handler=adjust)
+    return parser
+
+
+def with_services(settings: Settings, work: Callable[[Services], int]) -> int:
+    services = build_services(settings)
+    try:
+        return work(services)
+    finally:
+        services.close()
+
+
+def migrate(_: argparse.Namespace, settings: Settings) -> int:
+    applied = apply_migrations(settings.conninfo(), settings.pg_schema)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none missing'}")
+    return 0
+
+
+def demo_program() -> Path:
+    return Path(str(resources.files("loyalty") / "demo" / "program.toml"))
+
+
+def apply(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.apply import read_program
+
+    if bool(args.file) == bool(args.demo):
+        print("error [usage]: give a FILE or --demo", file=sys.stderr)
+        return 2
+    program = read_program(demo_program() if args.demo else args.file)
+
+    def work(services: Services) -> int:
+        report = services.applier.apply(program)
+        print(f"applied: {report.events} event(s) on {report.streams} stream(s)")
+        return 0
+
+    return with_services(settings, work)
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from loyalty.api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.http_host,
+        port=args.port or settings.http_port,
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+def ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.ingest import IngestSummary
+    from loyalty.commands.ingest import ingest as run_ingest
+
+    rejects_path = args.rejects or args.file.with_suffix(".rejects.ndjson")
+    started = time.perf_counter()
+
+    def show(summary: IngestSummary) -> None:
+        rate = summary.lines / max(time.perf_counter() - started, 1e-9)
+        print(
+            f"\r{summary.lines:>10,} lines  {summary.accepted:,} accepted  "
+            f"{summary.replayed:,} replayed  {summary.rejected:,} rejected  {rate:,.0f}/s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def work(services: Services) -> int:
+        with args.file.open("rb") as source, rejects_path.open("wb") as rejects:
+            summary = run_ingest(services.desk, source, rejects, args.batch_size, show)
+        print(file=sys.stderr)
+        print(msgspec.json.encode(summary).decode())
+        if summary.rejected:
+            print(f"rejected lines and reasons: {rejects_path}", file=sys.stderr)
+        return 0
+
+    return with_services(settings, work)
+
+
+def issue_terminal_key(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.admin import issue_terminal_key as issue
+
+    key = f"lt_{secrets.token_urlsafe(32)}"
+
+    def work(services: Services) -> int:
+        issue(services.ledger, args.terminal, key)
+        print(key)
+        print("store this key now: only its hash is kept", file=sys.stderr)
+        return 0
+
+    return with_services(settings, work)
+
+
+def block_card(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.admin import block_card as block
+
+    def work(services: Services) -> int:
+        block(services.ledger, args.card, args.reason)
+        print(f"card {args.card} blocked")
+        return 0
+
+    return with_services(settings, work)
+
+
+def adjust(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.movements import Recorded
+    from loyalty.commands.schemas import Adjust
+
+    command = Adjust(
+        movement_id=args.movement_id or str(uuid.uuid4()),
+        card=args.card,
+        campaign=args.campaign,
+        points=args.points,
+        credits=args.credits,
+        reason=args.reason,
+        operator=args.operator,
+        occurred_at=datetime.now(UTC),
+    )
+
+    def work(services: Services) -> int:
+        outcome = services.desk.adjust(command)
+        if isinstance(outcome, LoyaltyError):
+            raise outcome
+        assert isinstance(outcome, Recorded)
+        print(outcome.body.decode())
+        return 0
+
+    return with_services(settings, work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

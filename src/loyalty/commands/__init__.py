@@ -1,0 +1,1 @@
+"""The write side: application services on the Ledger event-sourced application."""

@@ -1,0 +1,70 @@
+"""Operators' commands on cards, customers and terminals: load, one domain call, save."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from eventsourcing.application import AggregateNotFoundError
+
+from loyalty.commands.apply import key_digest
+from loyalty.commands.ledger import Ledger
+from loyalty.domain import ids
+from loyalty.domain.card import Card
+from loyalty.domain.customer import Customer, Profile
+from loyalty.domain.errors import UnknownCard
+from loyalty.domain.network import Network
+
+
+def load_card(ledger: Ledger, code: str) -> Card:
+    try:
+        card = ledger.repository.get(ids.card_id(code))
+    except AggregateNotFoundError:
+        raise UnknownCard(f"no card has the code {code!r}", card=code) from None
+    assert isinstance(card, Card)
+    return card
+
+
+def block_card(ledger: Ledger, code: str, reason: str) -> None:
+    card = load_card(ledger, code)
+    card.block(reason)
+    ledger.save(card)
+
+
+def unblock_card(ledger: Ledger, code: str, reason: str) -> None:
+    card = load_card(ledger, code)
+    card.unblock(reason)
+    ledger.save(card)
+
+
+def replace_card(ledger: Ledger, old_code: str, new_code: str) -> None:
+    """Issues ``new_code`` to the same customer and retires ``old_code``: the balance follows."""
+    old = load_card(ledger, old_code)
+    new = Card.issue(new_code, old.customer_id)
+    old.replace_with(new)
+    to_save: list[object] = [old, new]
+    try:
+        customer = ledger.repository.get(old.customer_id)
+    except AggregateNotFoundError:
+        customer = None
+    if isinstance(customer, Customer):
+        customer.attach_card(new_code)
+        to_save.append(customer)
+    ledger.save(*to_save)  # type: ignore[arg-type]
+
+
+def register_card(ledger: Ledger, code: str, profile: Profile, signed_up_on: date) -> Customer:
+    """Registers the holder of a card; what the card earned while anonymous stays theirs."""
+    card = load_card(ledger, code)
+    customer = Customer.register(
+        customer_id=card.customer_id, profile=profile, signed_up_on=signed_up_on, cards=(code,)
+    )
+    ledger.save(customer)
+    return customer
+
+
+def issue_terminal_key(ledger: Ledger, terminal: str, key: str) -> None:
+    network = ledger.repository.get(ids.NETWORK_ID)
+    assert isinstance(network, Network)
+    digest = key_digest(key)
+    network.issue_terminal_key(terminal, digest[:12], digest)
+    ledger.save(network)

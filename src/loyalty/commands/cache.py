@@ -1,0 +1,41 @@
+"""An in-process cache of aggregates, kept fresh by one catch-up query per batch."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from loyalty.commands.ledger import Ledger
+
+
+class AggregateCache:
+    """Aggregates by id, least recently used evicted first. Not thread-safe: one owner."""
+
+    def __init__(self, ledger: Ledger, maxsize: int = 200_000) -> None:
+        self.ledger = ledger
+        self.maxsize = maxsize
+        self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
+
+    def fetch(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
+        """The current state of each id that exists, in one round trip."""
+        known = {i: self._items.get(i) for i in ids}
+        fresh = self.ledger.catch_up(known)  # type: ignore[arg-type]
+        found = {}
+        for aggregate_id, aggregate in fresh.items():
+            if aggregate is not None:
+                self.put(aggregate)
+                found[aggregate_id] = aggregate
+        return found
+
+    def put(self, aggregate: Aggregate) -> None:
+        self._items[aggregate.id] = aggregate
+        self._items.move_to_end(aggregate.id)
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+
+    def forget(self, ids: Iterable[UUID]) -> None:
+        for aggregate_id in ids:
+            self._items.pop(aggregate_id, None)

@@ -1,0 +1,459 @@
+"""Recording movements: the POS write path, batched into one transaction per group.
+
+:meth:`MovementDesk.post` takes a group of POS movements and, in one append transaction,
+records every one it accepts: the account events, budget consumption and idempotency
+records. A movement already recorded under the same (terminal, movement id) answers with
+its first receipt (same digest) or :class:`IdempotencyConflict` (different body). If
+another process appended to one of the streams meanwhile, the group is decided again on
+fresh state (optimistic concurrency): no update is lost, no point spent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple, cast
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import IntegrityError
+from psycopg.sql import SQL, Identifier
+
+from loyalty.adapters.eventstore import MovementKey
+from loyalty.commands.cache import AggregateCache
+from loyalty.commands.ledger import Ledger
+from loyalty.commands.program import Program, ProgramCache
+from loyalty.commands.schemas import (
+    Adjust,
+    Balance,
+    CardView,
+    MovementReceipt,
+    PostMovement,
+    ReceiptTransaction,
+)
+from loyalty.domain import ids
+from loyalty.domain.account import Account
+from loyalty.domain.budget import PromotionBudget
+from loyalty.domain.campaign import CampaignView, campaign_for
+from loyalty.domain.card import Card
+from loyalty.domain.customer import Customer, CustomerFacts
+from loyalty.domain.errors import (
+    ConcurrentUpdate,
+    IdempotencyConflict,
+    InvalidMovement,
+    LoyaltyError,
+    UnknownCampaign,
+    UnknownCard,
+    UnknownOriginalMovement,
+)
+from loyalty.domain.movement import CENT, Derivation, Movement, MovementType, check_movement
+from loyalty.rules.engine import Context, OriginalMovement, derive
+from loyalty.rules.schedule import local_time
+
+OPERATOR_SOURCE = "~operator"
+ATTEMPTS = 3
+
+_encoder = msgspec.json.Encoder()
+
+
+class Recorded(NamedTuple):
+    """A movement's answer: 201 when first recorded, 200 for a retry; the receipt's JSON."""
+
+    status: int
+    body: bytes
+
+
+Outcome = Recorded | LoyaltyError
+
+
+def request_digest(command: msgspec.Struct) -> bytes:
+    return hashlib.sha256(_encoder.encode(command)).digest()
+
+
+@dataclass
+class Pending:
+    """A movement of the group, accepted so far, waiting for its account and card."""
+
+    index: int
+    source: str
+    digest: bytes
+    movement: Movement
+    campaign: CampaignView
+
+
+class MovementDesk:
+    def __init__(
+        self,
+        ledger: Ledger,
+        clock: Callable[[], datetime],
+        max_future_skew: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.max_future_skew = max_future_skew
+        self.program = ProgramCache(ledger)
+        self.cache = AggregateCache(ledger)
+        schema = Identifier(ledger.settings.pg_schema)
+        self._existing_keys = SQL(
+            "SELECT k.source, k.movement_id, k.request_digest, k.response"
+            " FROM {}.movement_keys k JOIN unnest(%s::text[], %s::text[]) AS q(source, movement_id)"
+            " USING (source, movement_id)"
+        ).format(schema)
+        self._originals = SQL(
+            "SELECT source, account_version FROM {}.movement_keys"
+            " WHERE account_id = %s AND movement_id = %s"
+        ).format(schema)
+
+    def post(self, commands: Sequence[PostMovement]) -> list[Outcome]:
+        """Records a group of POS movements; one outcome per command, in order."""
+        program = self.program.current()
+        return self.record_group([self.prepare(c, program) for c in commands])
+
+    def adjust(self, command: Adjust) -> Outcome:
+        """Records an operator's adjustment through the same path as a till's movement."""
+        try:
+            campaign = self.program.current().campaign_by_code(command.campaign)
+            if campaign is None:
+                raise UnknownCampaign(f"no campaign has the code {command.campaign!r}")
+            if not command.reason.strip():
+                raise InvalidMovement("an adjustment needs a reason", field="reason")
+            movement = Movement(
+                movement_id=command.movement_id,
+                type=MovementType.ADJUSTMENT,
+                card=command.card,
+                occurred_at=command.occurred_at,
+                amount=Decimal(0),
+                currency="",
+                points=command.points,
+                credits=command.credits,
+                reason=command.reason,
+                source=f"operator:{command.operator}",
+            )
+            check_movement(movement)
+            self.check_not_in_future(movement)
+        except LoyaltyError as error:
+            return error
+        pending = Pending(0, OPERATOR_SOURCE, request_digest(command), movement, campaign)
+        return self.record_group([pending])[0]
+
+    def prepare(self, command: PostMovement, program: Program) -> Pending | LoyaltyError:
+        """The checks a movement passes before any account is read."""
+        try:
+            if command.type is MovementType.ADJUSTMENT:
+                raise InvalidMovement(
+                    "adjustments are made by operators, not by terminals", field="type"
+                )
+            location = program.location(command.terminal)
+            movement = Movement(
+                movement_id=command.movement_id,
+                type=command.type,
+                card=command.card,
+                occurred_at=command.occurred_at,
+                amount=command.amount,
+                currency=command.currency,
+                lines=command.lines,
+                location=location,
+                original_movement_id=command.original_movement_id,
+                source=f"terminal:{command.terminal}",
+            )
+            check_movement(movement)
+            self.check_not_in_future(movement)
+            day = local_time(movement.occurred_at, location.timezone).date()
+            campaign = program.campaign_at(location, day)
+        except LoyaltyError as error:
+            return error
+        return Pending(0, command.terminal, request_digest(command), movement, campaign)
+
+    def check_not_in_future(self, movement: Movement) -> None:
+        if movement.occurred_at.tzinfo is None:
+            raise InvalidMovement("occurred_at needs a UTC offset", field="occurred_at")
+        if movement.occurred_at > self.clock() + self.max_future_skew:
+            raise InvalidMovement(
+                "occurred_at is in the future beyond the allowed clock skew",
+                field="occurred_at",
+            )
+
+    def record_group(self, items: Sequence[Pending | LoyaltyError]) -> list[Outcome]:
+        for index, item in enumerate(items):
+            if isinstance(item, Pending):
+                item.index = index
+        for _ in range(ATTEMPTS):
+            try:
+                return Group(self, items).run()
+            except IntegrityError:
+                continue
+        return [self.record_alone(item) for item in items]
+
+    def record_alone(self, item: Pending | LoyaltyError) -> Outcome:
+        if isinstance(item, LoyaltyError):
+            return item
+        try:
+            return Group(self, [item]).run()[0]
+        except IntegrityError:
+            return ConcurrentUpdate(
+                "the account changed while the movement was recorded; retry",
+                movement_id=item.movement.movement_id,
+            )
+
+    def existing(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[bytes, bytes]]:
+        if not keys:
+            return {}
+        sources, movement_ids = zip(*keys, strict=True)
+        rows = self.ledger.query(self._existing_keys, (list(sources), list(movement_ids)))
+        return {(s, m): (bytes(d), bytes(r)) for s, m, d, r in rows}
+
+    def original_of(self, movement: Movement, account: Account, pending: dict[tuple[UUID, str], tuple[str, int]]) -> OriginalMovement:
+        wanted = cast(str, movement.original_movement_id)
+        rows = self.ledger.query(self._originals, (account.id, wanted))
+        candidates = [(source, version) for source, version in rows]
+        if (account.id, wanted) in pending:
+            candidates.append(pending[(account.id, wanted)])
+        assert movement.location is not None
+        same_terminal = [c for c in candidates if c[0] == movement.location.terminal]
+        chosen = same_terminal or candidates
+        if not chosen:
+            raise UnknownOriginalMovement(
+                f"no movement {wanted!r} of this card's account to return", movement_id=wanted
+            )
+        if len(chosen) > 1:
+            raise InvalidMovement(
+                f"movement {wanted!r} exists at several terminals; return it at its own terminal",
+                field="original_movement_id",
+            )
+        source, version = chosen[0]
+        event = self.recorded_event(account, version)
+        returned = account.returned.get((source, wanted), ())
+        return OriginalMovement(
+            movement=event.movement,
+            derivation=event.derivation,
+            account_version=version,
+            returned_before=returned,
+        )
+
+    def recorded_event(self, account: Account, version: int) -> Account.MovementRecorded:
+        pending = [e for e in account.pending_events if e.originator_version == version]
+        if pending:
+            return cast(Account.MovementRecorded, pending[0])
+        (event,) = self.ledger.events.get(account.id, gt=version - 1, lte=version)
+        return cast(Account.MovementRecorded, event)
+
+    def card_view(self, card_code: str, terminal: str) -> CardView:
+        """Balance and status of a card at ``terminal``'s campaign today; no personal data."""
+        program = self.program.current()
+        card = self.cache.fetch([ids.card_id(card_code)]).get(ids.card_id(card_code))
+        if not isinstance(card, Card):
+            raise UnknownCard(f"no card has the code {card_code!r}", card=card_code)
+        location = program.location(terminal)
+        day = local_time(self.clock(), location.timezone).date()
+        campaign = campaign_for(program.views, location.path, day)
+        found = self.cache.fetch(
+            [card.customer_id]
+            + ([ids.account_id(campaign.id, card.customer_id)] if campaign else [])
+        )
+        customer = found.get(card.customer_id)
+        account = found.get(ids.account_id(campaign.id, card.customer_id)) if campaign else None
+        return CardView(
+            card=card.code,
+            status=card.status,
+            customer_initial=customer.profile.initial if isinstance(customer, Customer) else "",
+            campaign=campaign.code if campaign else None,
+            balance=balance_of(account if isinstance(account, Account) else None),
+        )
+
+
+def balance_of(account: Account | None) -> Balance:
+    if account is None:
+        return Balance(points=0, credits=Decimal("0.00"))
+    return Balance(points=account.points, credits=account.credits.quantize(CENT))
+
+
+class Group:
+    """One attempt at recording a group of movements in one transaction."""
+
+    def __init__(self, desk: MovementDesk, items: Sequence[Pending | LoyaltyError]) -> None:
+        self.desk = desk
+        self.items = items
+        self.program = desk.program.last
+        self.outcomes: list[Outcome | None] = [
+            item if isinstance(item, LoyaltyError) else None for item in items
+        ]
+        self.keys: list[MovementKey] = []
+        self.touched: dict[UUID, object] = {}
+        self.accepted: dict[tuple[str, str], int] = {}
+        self.in_group: dict[tuple[UUID, str], tuple[str, int]] = {}
+
+    def run(self) -> list[Outcome]:
+        pending = [item for item in self.items if isinstance(item, Pending)]
+        fresh, repeats = self.split_replays(pending)
+        aggregates = self.load(fresh)
+        for item in fresh:
+            self.outcomes[item.index] = self.record(item, aggregates)
+        try:
+            if self.touched:
+                self.desk.ledger.save(*self.touched.values(), movement_keys=self.keys)  # type: ignore[arg-type]
+        except Exception:
+            self.desk.cache.forget(self.touched)
+            raise
+        for aggregate in self.touched.values():
+            self.desk.cache.put(aggregate)  # type: ignore[arg-type]
+        for item in repeats:
+            self.outcomes[item.index] = self.repeat_of(item)
+        return cast(list[Outcome], self.outcomes)
+
+    def split_replays(self, pending: list[Pending]) -> tuple[list[Pending], list[Pending]]:
+        existing = self.desk.existing(
+            [(item.source, item.movement.movement_id) for item in pending]
+        )
+        fresh, repeats, seen = [], [], set()
+        for item in pending:
+            key = (item.source, item.movement.movement_id)
+            if key in existing:
+                digest, response = existing[key]
+                self.outcomes[item.index] = replay(item, digest, response)
+            elif key in seen:
+                repeats.append(item)
+            else:
+                seen.add(key)
+                fresh.append(item)
+        return fresh, repeats
+
+    def repeat_of(self, item: Pending) -> Outcome:
+        """A movement sent twice in one group: the answer to the first, as a retry would get."""
+        key = (item.source, item.movement.movement_id)
+        first = self.accepted.get(key)
+        if first is None:
+            return self.desk.record_alone(item)
+        earlier = self.items[first]
+        outcome = self.outcomes[first]
+        assert isinstance(earlier, Pending) and isinstance(outcome, Recorded)
+        return replay(item, earlier.digest, outcome.body)
+
+    def load(self, fresh: list[Pending]) -> dict[UUID, object]:
+        cache = self.desk.cache
+        cards = cache.fetch({ids.card_id(item.movement.card) for item in fresh})
+        wanted: set[UUID] = set()
+        for item in fresh:
+            card = cards.get(ids.card_id(item.movement.card))
+            if isinstance(card, Card):
+                wanted.add(card.customer_id)
+                wanted.add(ids.account_id(item.campaign.id, card.customer_id))
+                for promotion in self.program.promotions.get(item.campaign.id, ()):
+                    if any(v.terms.has_budget for v in promotion.versions):
+                        wanted.add(ids.budget_id(promotion.id))
+        found = cache.fetch(wanted)
+        return {**cards, **found}
+
+    def record(self, item: Pending, aggregates: dict[UUID, object]) -> Outcome:
+        movement = item.movement
+        try:
+            card = aggregates.get(ids.card_id(movement.card))
+            if not isinstance(card, Card):
+                raise UnknownCard(f"no card has the code {movement.card!r}", card=movement.card)
+            card.check_can_move()
+            account = self.account(item.campaign.id, card.customer_id, aggregates)
+            context = self.context(item, card, account, aggregates)
+            derivation = derive(movement, context)
+            account.record(movement, derivation)
+        except LoyaltyError as error:
+            return error
+        self.consume_budgets(derivation, movement, aggregates)
+        self.touched[account.id] = account
+        receipt = receipt_of(movement, derivation, account)
+        body = _encoder.encode(receipt)
+        key = (item.source, movement.movement_id)
+        self.accepted[key] = item.index
+        self.in_group[(account.id, movement.movement_id)] = (item.source, account.version)
+        self.keys.append(
+            MovementKey(
+                source=item.source,
+                movement_id=movement.movement_id,
+                request_digest=item.digest,
+                response=body,
+                account_id=account.id,
+                account_version=account.version,
+            )
+        )
+        return Recorded(201, body)
+
+    def account(self, campaign_id: UUID, customer_id: UUID, aggregates: dict[UUID, object]) -> Account:
+        account_id = ids.account_id(campaign_id, customer_id)
+        account = aggregates.get(account_id)
+        if not isinstance(account, Account):
+            account = Account(campaign_id=campaign_id, customer_id=customer_id)
+            aggregates[account_id] = account
+        return account
+
+    def context(
+        self, item: Pending, card: Card, account: Account, aggregates: dict[UUID, object]
+    ) -> Context:
+        movement = item.movement
+        customer = aggregates.get(card.customer_id)
+        facts = (
+            customer.facts(card.status)
+            if isinstance(customer, Customer)
+            else CustomerFacts(card_status=card.status)
+        )
+        promotions = self.program.promotions_in_force(item.campaign.id, movement.occurred_at)
+        budgets = {}
+        for promotion in promotions:
+            if promotion.version.terms.has_budget:
+                budget = aggregates.get(ids.budget_id(promotion.id))
+                if isinstance(budget, PromotionBudget):
+                    budgets[promotion.id] = (budget.points, budget.uses)
+        original = (
+            self.desk.original_of(movement, account, self.in_group)
+            if movement.type is MovementType.RETURN
+            else None
+        )
+        return Context(
+            campaign=item.campaign,
+            account=account,
+            promotions=promotions,
+            clusters=self.program.clusters_in_force(movement.occurred_at),
+            facts=facts,
+            budgets=budgets,
+            original=original,
+        )
+
+    def consume_budgets(
+        self, derivation: Derivation, movement: Movement, aggregates: dict[UUID, object]
+    ) -> None:
+        for usage in derivation.budgets:
+            budget_id = ids.budget_id(usage.promotion_id)
+            budget = aggregates.get(budget_id)
+            if not isinstance(budget, PromotionBudget):
+                budget = PromotionBudget(promotion_id=usage.promotion_id)
+                aggregates[budget_id] = budget
+            budget.consume(usage.points, usage.uses, f"{movement.source}/{movement.movement_id}")
+            self.touched[budget_id] = budget
+
+
+def replay(item: Pending, digest: bytes, response: bytes) -> Outcome:
+    if digest != item.digest:
+        return IdempotencyConflict(
+            f"movement {item.movement.movement_id!r} was already recorded with a different body",
+            movement_id=item.movement.movement_id,
+        )
+    return Recorded(200, response)
+
+
+def receipt_of(movement: Movement, derivation: Derivation, account: Account) -> MovementReceipt:
+    return MovementReceipt(
+        movement_id=movement.movement_id,
+        card=movement.card,
+        transactions=tuple(
+            ReceiptTransaction(
+                kind=t.kind,
+                amount=t.amount,
+                currency=t.currency,
+                promotion=t.promotion,
+                promotion_version=t.promotion_version,
+            )
+            for t in derivation.transactions
+        ),
+        balance=balance_of(account),
+        receipt_messages=derivation.receipt_messages,
+    )

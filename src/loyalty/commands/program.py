@@ -1,0 +1,117 @@
+"""The program as the write side reads it: network, campaigns, promotions and clusters.
+
+A :class:`Program` is an immutable snapshot; :class:`ProgramCache` reloads it when the
+program revision (bumped in the same transaction as any program change) has moved.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from uuid import UUID
+
+from psycopg.sql import SQL, Identifier
+
+from loyalty.commands.ledger import Ledger
+from loyalty.domain import ids
+from loyalty.domain.campaign import Campaign, CampaignView, campaign_for
+from loyalty.domain.cluster import Cluster
+from loyalty.domain.errors import NoCampaign, UnknownNode
+from loyalty.domain.movement import Location
+from loyalty.domain.network import Network
+from loyalty.domain.promotion import Promotion
+from loyalty.rules.engine import ClusterInForce, PromotionInForce
+
+
+@dataclass(frozen=True)
+class Program:
+    revision: int
+    network: Network | None = None
+    campaigns: dict[UUID, Campaign] = field(default_factory=dict)
+    promotions: dict[UUID, list[Promotion]] = field(default_factory=dict)
+    clusters: dict[str, Cluster] = field(default_factory=dict)
+    terminal_keys: dict[str, str] = field(default_factory=dict)
+    views: tuple[CampaignView, ...] = ()
+
+    @classmethod
+    def of(cls, revision: int, aggregates: list[object]) -> Program:
+        network = next((a for a in aggregates if isinstance(a, Network)), None)
+        campaigns = {a.id: a for a in aggregates if isinstance(a, Campaign)}
+        promotions: dict[UUID, list[Promotion]] = defaultdict(list)
+        for a in aggregates:
+            if isinstance(a, Promotion):
+                promotions[a.campaign_id].append(a)
+        return cls(
+            revision=revision,
+            network=network,
+            campaigns=campaigns,
+            promotions=dict(promotions),
+            clusters={a.code: a for a in aggregates if isinstance(a, Cluster)},
+            terminal_keys=network.terminal_keys() if network else {},
+            views=tuple(
+                CampaignView(id=c.id, code=c.code, terms=c.terms) for c in campaigns.values()
+            ),
+        )
+
+    def location(self, terminal: str) -> Location:
+        if self.network is None:
+            raise UnknownNode(f"no network node has the code {terminal!r}", node=terminal)
+        return self.network.location(terminal)
+
+    def campaign_at(self, location: Location, day: date) -> CampaignView:
+        campaign = campaign_for(self.views, location.path, day)
+        if campaign is None:
+            raise NoCampaign(
+                f"no campaign runs at terminal {location.terminal!r} on {day.isoformat()}",
+                terminal=location.terminal,
+            )
+        return campaign
+
+    def campaign_by_code(self, code: str) -> CampaignView | None:
+        campaign = self.campaigns.get(ids.campaign_id(code))
+        return CampaignView(id=campaign.id, code=code, terms=campaign.terms) if campaign else None
+
+    def promotions_in_force(self, campaign_id: UUID, at: datetime) -> list[PromotionInForce]:
+        found = []
+        for promotion in self.promotions.get(campaign_id, ()):
+            version = promotion.version_at(at)
+            if version is not None:
+                found.append(PromotionInForce(id=promotion.id, code=promotion.code, version=version))
+        return found
+
+    def clusters_in_force(self, at: datetime) -> dict[str, ClusterInForce]:
+        found = {}
+        for code, cluster in self.clusters.items():
+            version = cluster.version_at(at)
+            if version is not None:
+                found[code] = ClusterInForce(id=cluster.id, code=code, version=version)
+        return found
+
+
+class ProgramCache:
+    """The latest program snapshot, reloaded when its revision moves."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        schema = Identifier(ledger.settings.pg_schema)
+        self._revision = SQL("SELECT revision FROM {}.config_revision").format(schema)
+        self._streams = SQL("SELECT originator_id FROM {}.config_streams").format(schema)
+        self._program = Program(revision=-1)
+        self._lock = threading.Lock()
+
+    def current(self) -> Program:
+        (revision,) = self.ledger.query(self._revision)[0]
+        if revision != self._program.revision:
+            with self._lock:
+                if revision != self._program.revision:
+                    stream_ids = [row[0] for row in self.ledger.query(self._streams)]
+                    aggregates = list(self.ledger.load_all(stream_ids).values())
+                    self._program = Program.of(revision, aggregates)
+        return self._program
+
+    @property
+    def last(self) -> Program:
+        """The snapshot last loaded, without asking the database."""
+        return self._program

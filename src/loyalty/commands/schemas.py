@@ -1,0 +1,71 @@
+"""The POS contract and other boundary schemas, declared once for API, CLI and storage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from loyalty.domain.card import CardStatus
+from loyalty.domain.movement import Line, MovementType, TransactionKind
+
+
+class PostMovement(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/v1/terminal/movements`` and one line of ``loyalty ingest``."""
+
+    movement_id: str
+    type: MovementType
+    card: str
+    terminal: str
+    occurred_at: datetime
+    amount: Decimal
+    currency: str
+    lines: tuple[Line, ...] = ()
+    original_movement_id: str | None = None
+
+
+class ReceiptTransaction(msgspec.Struct, frozen=True, kw_only=True):
+    kind: TransactionKind
+    amount: Decimal
+    currency: str
+    promotion: str | None
+    promotion_version: int | None
+
+
+class Balance(msgspec.Struct, frozen=True, kw_only=True):
+    points: int
+    credits: Decimal
+
+
+class MovementReceipt(msgspec.Struct, frozen=True, kw_only=True):
+    """What the till prints: the benefits of the movement and the balance after it."""
+
+    movement_id: str
+    card: str
+    transactions: tuple[ReceiptTransaction, ...]
+    balance: Balance
+    receipt_messages: tuple[str, ...]
+
+
+class CardView(msgspec.Struct, frozen=True, kw_only=True):
+    """What a till may know of a card: no personal data beyond the name's initial."""
+
+    card: str
+    status: CardStatus
+    customer_initial: str
+    campaign: str | None
+    balance: Balance
+
+
+class Adjust(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An operator's manual correction of a card's balance in a campaign."""
+
+    movement_id: str
+    card: str
+    campaign: str
+    points: int = 0
+    credits: Decimal = Decimal(0)
+    reason: str
+    operator: str
+    occurred_at: datetime

@@ -1,0 +1,116 @@
+"""Accounts: one per customer per campaign, holding the balance and the ledger of movements.
+
+Every movement that touches an account is one ``MovementRecorded`` event on it, carrying
+the movement, the transactions the rule engine derived, the evidence of the derivation
+(promotion and cluster versions, input digest) and the balance after it. Optimistic
+concurrency on this stream is what stops two tills from spending the same points.
+
+Invariants:
+- the points balance is never negative, nor are credits;
+- the state the engine reads (usage against caps, spend behaviour, returned quantities)
+  changes only through recorded movements.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from loyalty.domain import ids
+from loyalty.domain.cluster import MAX_LOOKBACK_DAYS
+from loyalty.domain.errors import InsufficientPoints
+from loyalty.domain.movement import Derivation, Movement, MovementType
+
+
+class Account(Aggregate):
+    class Opened(Aggregate.Created):
+        campaign_id: UUID
+        customer_id: UUID
+
+    class MovementRecorded(Aggregate.Event):
+        movement: Movement
+        derivation: Derivation
+        points_after: int
+        credits_after: Decimal
+
+    @staticmethod
+    def create_id(campaign_id: UUID, customer_id: UUID) -> UUID:
+        return ids.account_id(campaign_id, customer_id)
+
+    @event(Opened)
+    def __init__(self, campaign_id: UUID, customer_id: UUID) -> None:
+        self.campaign_id = campaign_id
+        self.customer_id = customer_id
+        self.points = 0
+        self.credits = Decimal(0)
+        self.usage: dict[tuple[UUID, str], tuple[int, int]] = {}
+        self.total_spend = Decimal(0)
+        self.purchase_count = 0
+        self.last_purchase_on: date | None = None
+        self.daily_spend: dict[date, Decimal] = {}
+        self.returned: dict[tuple[str, str], tuple[Decimal, ...]] = {}
+
+    def record(self, movement: Movement, derivation: Derivation) -> None:
+        """Records a movement with what the engine derived from it."""
+        points_after = self.points + derivation.points_delta
+        credits_after = self.credits + derivation.credits_delta
+        if points_after < 0 or credits_after < 0:
+            raise InsufficientPoints(
+                f"the balance is {self.points} points and {self.credits} credits",
+                points=self.points,
+            )
+        self._record(
+            movement=movement,
+            derivation=derivation,
+            points_after=points_after,
+            credits_after=credits_after,
+        )
+
+    @event(MovementRecorded)
+    def _record(
+        self,
+        movement: Movement,
+        derivation: Derivation,
+        points_after: int,
+        credits_after: Decimal,
+    ) -> None:
+        self.points = points_after
+        self.credits = credits_after
+        for usage in derivation.usage:
+            key = (usage.promotion_id, usage.period)
+            points, uses = self.usage.get(key, (0, 0))
+            self.usage[key] = (points + usage.points, uses + usage.uses)
+        if derivation.local_date is not None:
+            self._track_spend(movement, derivation.local_date)
+        if derivation.return_of is not None:
+            original = derivation.return_of
+            self.returned[(original.terminal, original.movement_id)] = original.returned
+
+    def _track_spend(self, movement: Movement, day: date) -> None:
+        if movement.type is MovementType.PURCHASE:
+            self.total_spend += movement.amount
+            self.purchase_count += 1
+            self.daily_spend[day] = self.daily_spend.get(day, Decimal(0)) + movement.amount
+            if self.last_purchase_on is None or day > self.last_purchase_on:
+                self.last_purchase_on = day
+                self._forget_spend_before(day - timedelta(days=MAX_LOOKBACK_DAYS))
+        elif movement.type is MovementType.RETURN:
+            self.total_spend -= movement.amount
+            self.daily_spend[day] = self.daily_spend.get(day, Decimal(0)) - movement.amount
+
+    def _forget_spend_before(self, day: date) -> None:
+        for old in [d for d in self.daily_spend if d < day]:
+            del self.daily_spend[old]
+
+    def used(self, promotion_id: UUID, period: str) -> tuple[int, int]:
+        """Points and uses a promotion has consumed on this account in ``period``."""
+        return self.usage.get((promotion_id, period), (0, 0))
+
+    def spend_between(self, first: date, last: date) -> Decimal:
+        return sum(
+            (amount for day, amount in self.daily_spend.items() if first <= day <= last),
+            Decimal(0),
+        )

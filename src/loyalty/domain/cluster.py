@@ -1,0 +1,203 @@
+"""Clusters: reusable, named sets of customers defined by criteria that are data.
+
+Criteria form a small expression tree of msgspec Structs, tagged by ``kind``::
+
+    {"kind": "all", "of": [
+        {"kind": "age", "min": 18, "max": 35},
+        {"kind": "city", "values": ["Milano", "Monza"]},
+        {"kind": "spend_in_last_days", "days": 90, "min": "200.00"}]}
+
+Profile criteria: ``age``, ``gender``, ``city``, ``postal_code`` (prefixes), ``signup``
+(dates), ``card_status``, ``registered``. Behaviour criteria, as the ledger knows it on the
+customer's account: ``total_spend``, ``purchase_count``, ``last_purchase`` (within or not
+within N days), ``spend_in_last_days``. Combinators: ``all``, ``any``, ``not``.
+
+Invariants: a cluster's code is unique; every change is a new version that takes effect
+from now on, so a movement is judged by the definition in force when it happened.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import Aggregate, event
+
+from loyalty.domain import ids
+from loyalty.domain.card import CardStatus
+from loyalty.domain.errors import InvalidProgram
+from loyalty.domain.versioning import Version, check_effective_from, version_in_force
+
+_STRUCT = {"frozen": True, "kw_only": True, "forbid_unknown_fields": True}
+
+
+class AllOf(msgspec.Struct, tag="all", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    of: tuple[Criterion, ...]
+
+
+class AnyOf(msgspec.Struct, tag="any", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    of: tuple[Criterion, ...]
+
+
+class Not(msgspec.Struct, tag="not", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    criterion: Criterion
+
+
+class Age(msgspec.Struct, tag="age", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    """Age in whole years on the movement's local date; bounds inclusive."""
+
+    min: int | None = None
+    max: int | None = None
+
+
+class Gender(msgspec.Struct, tag="gender", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    values: tuple[str, ...]
+
+
+class City(msgspec.Struct, tag="city", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    """Case-insensitive match on the profile's city."""
+
+    values: tuple[str, ...]
+
+
+class PostalCode(msgspec.Struct, tag="postal_code", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    prefixes: tuple[str, ...]
+
+
+class Signup(msgspec.Struct, tag="signup", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    on_or_after: date | None = None
+    on_or_before: date | None = None
+
+
+class CardStatusIs(msgspec.Struct, tag="card_status", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    values: tuple[CardStatus, ...]
+
+
+class Registered(msgspec.Struct, tag="registered", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    value: bool = True
+
+
+class TotalSpend(msgspec.Struct, tag="total_spend", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    min: Decimal | None = None
+    max: Decimal | None = None
+
+
+class PurchaseCount(msgspec.Struct, tag="purchase_count", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    min: int | None = None
+    max: int | None = None
+
+
+class LastPurchase(msgspec.Struct, tag="last_purchase", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    """Last purchase ``within_days`` of the movement (or not, with ``not_within_days``)."""
+
+    within_days: int | None = None
+    not_within_days: int | None = None
+
+
+class SpendInLastDays(msgspec.Struct, tag="spend_in_last_days", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+    """Spend on the days ``(movement date - days, movement date]``, before this movement."""
+
+    days: int
+    min: Decimal | None = None
+    max: Decimal | None = None
+
+
+Criterion = (
+    AllOf
+    | AnyOf
+    | Not
+    | Age
+    | Gender
+    | City
+    | PostalCode
+    | Signup
+    | CardStatusIs
+    | Registered
+    | TotalSpend
+    | PurchaseCount
+    | LastPurchase
+    | SpendInLastDays
+)
+
+
+class ClusterTerms(msgspec.Struct, **_STRUCT):  # type: ignore[call-arg]
+    name: str
+    criteria: Criterion
+
+
+ClusterVersion = Version[ClusterTerms]
+
+MAX_LOOKBACK_DAYS = 366
+
+
+class Cluster(Aggregate):
+    class Defined(Aggregate.Created):
+        code: str
+        terms: ClusterTerms
+        effective_from: datetime
+
+    class Redefined(Aggregate.Event):
+        terms: ClusterTerms
+        effective_from: datetime
+
+    @staticmethod
+    def create_id(code: str) -> UUID:
+        return ids.cluster_id(code)
+
+    @classmethod
+    def define(
+        cls, *, code: str, terms: ClusterTerms, effective_from: datetime, now: datetime
+    ) -> Cluster:
+        check_cluster_terms(terms)
+        check_effective_from((), effective_from, now)
+        return cls(code=code, terms=terms, effective_from=effective_from)
+
+    @event(Defined)
+    def __init__(self, code: str, terms: ClusterTerms, effective_from: datetime) -> None:
+        self.code = code
+        self.versions: list[ClusterVersion] = [
+            ClusterVersion(number=1, effective_from=effective_from, terms=terms)
+        ]
+
+    @property
+    def current(self) -> ClusterVersion:
+        return self.versions[-1]
+
+    def redefine(self, terms: ClusterTerms, effective_from: datetime, now: datetime) -> None:
+        check_cluster_terms(terms)
+        check_effective_from(self.versions, effective_from, now)
+        self._redefine(terms=terms, effective_from=effective_from)
+
+    @event(Redefined)
+    def _redefine(self, terms: ClusterTerms, effective_from: datetime) -> None:
+        self.versions.append(
+            ClusterVersion(
+                number=len(self.versions) + 1, effective_from=effective_from, terms=terms
+            )
+        )
+
+    def version_at(self, at: datetime) -> ClusterVersion | None:
+        return version_in_force(self.versions, at)
+
+
+def check_cluster_terms(terms: ClusterTerms) -> None:
+    if not terms.name.strip():
+        raise InvalidProgram("a cluster needs a name")
+    check_criterion(terms.criteria)
+
+
+def check_criterion(criterion: Criterion) -> None:
+    match criterion:
+        case AllOf(of=parts) | AnyOf(of=parts):
+            if not parts:
+                raise InvalidProgram(f"'{type(criterion).__name__}' needs criteria")
+            for part in parts:
+                check_criterion(part)
+        case Not(criterion=inner):
+            check_criterion(inner)
+        case SpendInLastDays(days=days) if not 0 < days <= MAX_LOOKBACK_DAYS:
+            raise InvalidProgram(f"spend_in_last_days looks back 1 to {MAX_LOOKBACK_DAYS} days")
+        case LastPurchase(within_days=None, not_within_days=None):
+            raise InvalidProgram("last_purchase needs within_days or not_within_days")

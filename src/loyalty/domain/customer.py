@@ -1,0 +1,116 @@
+"""Customers (card holders): a profile, cards and, per campaign, an account.
+
+Every personal field lives in :class:`Profile`, and nowhere else, so that the privacy
+layer can encrypt exactly that part. A card starts anonymous, as a customer without a
+profile; registering it adds the profile to that same customer, so the points it earned
+stay where they are.
+
+Invariants: a customer registers once; later profile changes are completions.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import Aggregate, event
+
+from loyalty.domain.card import CardStatus
+from loyalty.domain.errors import InvalidProgram
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The customer's personal data: the one place it is kept."""
+
+    first_name: str = ""
+    last_name: str = ""
+    email: str | None = None
+    phone: str | None = None
+    birth_date: date | None = None
+    gender: str | None = None
+    street: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    notes: str | None = None
+
+    @property
+    def initial(self) -> str:
+        """The display-name initial a till may print, and nothing more."""
+        return f"{self.first_name.strip()[:1].upper()}." if self.first_name.strip() else ""
+
+
+class CustomerFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What cluster criteria may ask of a customer at a movement."""
+
+    registered: bool = False
+    birth_date: date | None = None
+    gender: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    signed_up_on: date | None = None
+    card_status: CardStatus = CardStatus.ACTIVE
+
+
+ANONYMOUS = CustomerFacts()
+
+
+class Customer(Aggregate):
+    class Registered(Aggregate.Created):
+        profile: Profile
+        signed_up_on: date
+        cards: tuple[str, ...]
+
+    class ProfileCompleted(Aggregate.Event):
+        profile: Profile
+
+    class CardAttached(Aggregate.Event):
+        card: str
+
+    @classmethod
+    def register(
+        cls, *, customer_id: UUID, profile: Profile, signed_up_on: date, cards: tuple[str, ...]
+    ) -> Customer:
+        if not (profile.first_name.strip() or profile.last_name.strip()):
+            raise InvalidProgram("a registration needs a first or last name")
+        return cls._create(
+            cls.Registered,
+            id=customer_id,
+            profile=profile,
+            signed_up_on=signed_up_on,
+            cards=cards,
+        )
+
+    @event(Registered)
+    def __init__(self, profile: Profile, signed_up_on: date, cards: tuple[str, ...]) -> None:
+        self.profile = profile
+        self.signed_up_on = signed_up_on
+        self.cards = list(cards)
+
+    def complete_profile(self, profile: Profile) -> None:
+        if profile != self.profile:
+            self._complete(profile=profile)
+
+    @event(ProfileCompleted)
+    def _complete(self, profile: Profile) -> None:
+        self.profile = profile
+
+    def attach_card(self, card: str) -> None:
+        if card not in self.cards:
+            self._attach(card=card)
+
+    @event(CardAttached)
+    def _attach(self, card: str) -> None:
+        self.cards.append(card)
+
+    def facts(self, card_status: CardStatus) -> CustomerFacts:
+        return CustomerFacts(
+            registered=True,
+            birth_date=self.profile.birth_date,
+            gender=self.profile.gender,
+            city=self.profile.city,
+            postal_code=self.profile.postal_code,
+            signed_up_on=self.signed_up_on,
+            card_status=card_status,
+        )

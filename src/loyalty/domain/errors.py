@@ -1,0 +1,150 @@
+"""Domain errors. Each carries a stable machine ``code``; the API maps them to problems.
+
+Error tree::
+
+    LoyaltyError
+    ├── NotFoundError             (404)
+    │   ├── UnknownCard
+    │   ├── UnknownNode
+    │   ├── UnknownCampaign / UnknownPromotion / UnknownCluster / UnknownCustomer
+    │   └── UnknownOriginalMovement
+    ├── ConflictError             (409)
+    │   ├── IdempotencyConflict   same movement id, different body
+    │   ├── DuplicateCode         a code already used in its namespace
+    │   └── ConcurrentUpdate      the stream moved on while we decided
+    ├── AuthenticationFailed      (401)
+    ├── Forbidden                 (403)
+    │   └── TerminalMismatch      a terminal posting for another terminal
+    └── RuleViolation             (422)
+        ├── InvalidMovement       malformed content (amounts, lines, dates…)
+        ├── CardBlocked / CardReplaced
+        ├── TerminalClosed
+        ├── NoCampaign            no campaign covers the terminal at that time
+        ├── InsufficientPoints
+        ├── ReturnExceedsOriginal
+        ├── CycleInNetwork / InvalidNetworkPlacement
+        └── InvalidProgram        a program definition that cannot be applied
+"""
+
+from __future__ import annotations
+
+
+class LoyaltyError(Exception):
+    """Base of every error a user can cause. ``code`` is stable; ``message`` is for people."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **context: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+
+class NotFoundError(LoyaltyError):
+    status = 404
+    code = "not_found"
+
+
+class UnknownCard(NotFoundError):
+    code = "unknown_card"
+
+
+class UnknownNode(NotFoundError):
+    code = "unknown_node"
+
+
+class UnknownCampaign(NotFoundError):
+    code = "unknown_campaign"
+
+
+class UnknownPromotion(NotFoundError):
+    code = "unknown_promotion"
+
+
+class UnknownCluster(NotFoundError):
+    code = "unknown_cluster"
+
+
+class UnknownCustomer(NotFoundError):
+    code = "unknown_customer"
+
+
+class UnknownOriginalMovement(NotFoundError):
+    code = "unknown_original_movement"
+
+
+class ConflictError(LoyaltyError):
+    status = 409
+    code = "conflict"
+
+
+class IdempotencyConflict(ConflictError):
+    code = "idempotency_conflict"
+
+
+class DuplicateCode(ConflictError):
+    code = "duplicate_code"
+
+
+class ConcurrentUpdate(ConflictError):
+    code = "concurrent_update"
+
+
+class AuthenticationFailed(LoyaltyError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(LoyaltyError):
+    status = 403
+    code = "forbidden"
+
+
+class TerminalMismatch(Forbidden):
+    code = "terminal_mismatch"
+
+
+class RuleViolation(LoyaltyError):
+    status = 422
+    code = "rule_violation"
+
+
+class InvalidMovement(RuleViolation):
+    code = "invalid_movement"
+
+
+class CardBlocked(RuleViolation):
+    code = "card_blocked"
+
+
+class CardReplaced(RuleViolation):
+    code = "card_replaced"
+
+
+class TerminalClosed(RuleViolation):
+    code = "terminal_closed"
+
+
+class NoCampaign(RuleViolation):
+    code = "no_campaign"
+
+
+class InsufficientPoints(RuleViolation):
+    code = "insufficient_points"
+
+
+class ReturnExceedsOriginal(RuleViolation):
+    code = "return_exceeds_original"
+
+
+class CycleInNetwork(RuleViolation):
+    code = "network_cycle"
+
+
+class InvalidNetworkPlacement(RuleViolation):
+    code = "invalid_network_placement"
+
+
+class InvalidProgram(RuleViolation):
+    code = "invalid_program"

@@ -1,0 +1,60 @@
+"""Deterministic identifiers: every stream id derives from a business key.
+
+A code names a thing for people; its UUID is ``uuid5(namespace, code)``, so the same
+program file or the same POS request always addresses the same stream, and no lookup
+table is needed to go from a code to its stream.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+_ROOT = UUID("6f1c9a52-3f0e-4d55-9a3b-0c0e6c2b7a11")
+
+NODE = uuid5(_ROOT, "node")
+CAMPAIGN = uuid5(_ROOT, "campaign")
+PROMOTION = uuid5(_ROOT, "promotion")
+CLUSTER = uuid5(_ROOT, "cluster")
+CARD = uuid5(_ROOT, "card")
+CUSTOMER = uuid5(_ROOT, "customer")
+ACCOUNT = uuid5(_ROOT, "account")
+BUDGET = uuid5(_ROOT, "budget")
+NETWORK_ID = uuid5(_ROOT, "network")
+
+
+def node_id(code: str) -> UUID:
+    return uuid5(NODE, code)
+
+
+def campaign_id(code: str) -> UUID:
+    return uuid5(CAMPAIGN, code)
+
+
+def promotion_id(code: str) -> UUID:
+    return uuid5(PROMOTION, code)
+
+
+def cluster_id(code: str) -> UUID:
+    return uuid5(CLUSTER, code)
+
+
+def card_id(code: str) -> UUID:
+    return uuid5(CARD, code)
+
+
+def customer_id_for_card(card_code: str) -> UUID:
+    """The customer an anonymous card belongs to until it is registered."""
+    return uuid5(CUSTOMER, f"card:{card_code}")
+
+
+def customer_id(ref: str) -> UUID:
+    """The customer known to an external system (CRM, import) under ``ref``."""
+    return uuid5(CUSTOMER, f"ref:{ref}")
+
+
+def account_id(campaign: UUID, customer: UUID) -> UUID:
+    return uuid5(ACCOUNT, f"{campaign}/{customer}")
+
+
+def budget_id(promotion: UUID) -> UUID:
+    return uuid5(BUDGET, str(promotion))

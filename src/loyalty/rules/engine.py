@@ -1,0 +1,607 @@
+"""Deriving a movement's transactions: the promotion rule engine.
+
+:func:`derive` is a pure function of the movement and its :class:`Context` (the campaign,
+the promotion and cluster versions in force at ``occurred_at``, the account as of its
+previous event, the customer's facts, budgets consumed, and for a return the original
+movement). Same inputs, same :class:`~loyalty.domain.movement.Derivation`, byte for byte.
+
+Semantics, in the order applied:
+
+1. Promotions are considered by priority (higher first), then by code.
+2. A promotion is eligible when it is active, the movement type and a node of the
+   movement's path are in its WHERE, its WHEN holds at the store's local time, the
+   movement amount reaches its ``min_spend``, and the customer is in its cluster.
+3. Its benefits are computed; a multiplier multiplies the points earned so far in this
+   movement by promotions of higher priority (so give multipliers a low priority).
+4. Caps: no use left (per customer and period, or budget) means it does not fire; its
+   points are cut to what the per-movement, per-customer and budget caps still allow.
+5. A promotion fires when something is left; an exclusive one that fires ends the walk.
+
+A return reverses, line by line and in proportion to the quantity returned, the points
+and credits its original purchase earned (see :mod:`loyalty.rules.allocation`); it never
+takes the balance below zero: what cannot be taken back is recorded as unrecovered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Protocol
+from uuid import UUID
+
+import msgspec
+
+from loyalty.domain.campaign import CampaignView
+from loyalty.domain.cluster import ClusterVersion
+from loyalty.domain.customer import ANONYMOUS, CustomerFacts
+from loyalty.domain.errors import InsufficientPoints, InvalidMovement, ReturnExceedsOriginal
+from loyalty.domain.movement import (
+    CENT,
+    CREDITS,
+    POINTS,
+    Derivation,
+    Line,
+    Movement,
+    MovementType,
+    ReturnOf,
+    Transaction,
+    TransactionKind,
+    UsageDelta,
+    VersionRef,
+)
+from loyalty.domain.promotion import (
+    Benefit,
+    FixedCredits,
+    FixedDiscount,
+    FixedPoints,
+    Multiplier,
+    PercentCredits,
+    PercentDiscount,
+    PointsPerAmount,
+    PointsPerUnit,
+    PrizeAward,
+    PromotionVersion,
+    Rounding,
+)
+from loyalty.rules.allocation import allocate, reversed_share
+from loyalty.rules.criteria import Behaviour, matches
+from loyalty.rules.schedule import is_within, local_time, period_key
+
+BUDGET_PERIOD = "budget"
+ROUNDINGS = {Rounding.FLOOR: ROUND_FLOOR, Rounding.HALF_UP: ROUND_HALF_UP, Rounding.CEILING: ROUND_CEILING}
+
+
+class AccountState(Behaviour, Protocol):
+    """The account as of its previous event."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def points(self) -> int: ...
+    @property
+    def credits(self) -> Decimal: ...
+    def used(self, promotion_id: UUID, period: str) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionInForce:
+    id: UUID
+    code: str
+    version: PromotionVersion
+
+    def ref(self) -> VersionRef:
+        return VersionRef(id=self.id, code=self.code, version=self.version.number)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInForce:
+    id: UUID
+    code: str
+    version: ClusterVersion
+
+    def ref(self) -> VersionRef:
+        return VersionRef(id=self.id, code=self.code, version=self.version.number)
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalMovement:
+    """The purchase a return gives back, as recorded, and what of it was returned before."""
+
+    movement: Movement
+    derivation: Derivation
+    account_version: int
+    returned_before: tuple[Decimal, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    campaign: CampaignView
+    account: AccountState
+    promotions: Sequence[PromotionInForce] = ()
+    clusters: Mapping[str, ClusterInForce] = field(default_factory=dict)
+    facts: CustomerFacts = ANONYMOUS
+    budgets: Mapping[UUID, tuple[int, int]] = field(default_factory=dict)
+    original: OriginalMovement | None = None
+
+
+def derive(movement: Movement, context: Context) -> Derivation:
+    """The transactions ``movement`` earns or spends in ``context``, with their evidence."""
+    timezone = movement.location.timezone if movement.location else "UTC"
+    local = local_time(movement.occurred_at, timezone)
+    match movement.type:
+        case MovementType.RETURN:
+            derivation = derive_return(movement, context)
+        case MovementType.ADJUSTMENT:
+            derivation = derive_adjustment(movement, context)
+        case _:
+            derivation = derive_with_promotions(movement, context, local)
+    return msgspec.structs.replace(
+        derivation,
+        local_date=local.date(),
+        input_digest=input_digest(movement, context),
+        receipt_messages=(
+            *derivation.receipt_messages,
+            *balance_messages(context.account.points, derivation.points_delta),
+        ),
+    )
+
+
+def derive_with_promotions(movement: Movement, context: Context, local: datetime) -> Derivation:
+    walk = PromotionWalk(movement, context, local)
+    spent: list[Transaction] = []
+    if movement.type is MovementType.PRIZE_REDEMPTION:
+        spent.append(points_spent(movement, context.account.points))
+    for promotion in sorted(context.promotions, key=priority_order):
+        if walk.offer(promotion) and promotion.version.terms.exclusive:
+            break
+    transactions = (*spent, *walk.transactions)
+    return Derivation(
+        transactions=transactions,
+        fired=tuple(walk.fired),
+        clusters=tuple(walk.clusters),
+        points_delta=total_units(transactions, TransactionKind.POINTS),
+        credits_delta=total_amount(transactions, TransactionKind.CREDITS),
+        usage=tuple(walk.usage),
+        budgets=tuple(walk.budgets),
+        receipt_messages=tuple(walk.messages),
+    )
+
+
+def priority_order(promotion: PromotionInForce) -> tuple[int, str]:
+    return (-promotion.version.terms.priority, promotion.code)
+
+
+def points_spent(movement: Movement, balance: int) -> Transaction:
+    points = int(movement.amount)
+    if points > balance:
+        raise InsufficientPoints(
+            f"the prize costs {points} points but the balance is {balance}",
+            points=balance,
+            needed=points,
+        )
+    weights = [line.amount for line in movement.lines]
+    return Transaction(
+        kind=TransactionKind.POINTS,
+        amount=Decimal(-points),
+        currency=POINTS,
+        allocation=tuple(Decimal(-part) for part in allocate(points, weights)),
+    )
+
+
+class PromotionWalk:
+    """Offers each promotion in turn and keeps what fired (steps 2 to 5 of the module doc)."""
+
+    def __init__(self, movement: Movement, context: Context, local: datetime) -> None:
+        self.movement = movement
+        self.context = context
+        self.local = local
+        self.path = set(movement.location.path) if movement.location else set()
+        self.transactions: list[Transaction] = []
+        self.fired: list[VersionRef] = []
+        self.clusters: list[VersionRef] = []
+        self.usage: list[UsageDelta] = []
+        self.budgets: list[UsageDelta] = []
+        self.messages: list[str] = []
+        self.base_points: list[Transaction] = []
+
+    def offer(self, promotion: PromotionInForce) -> bool:
+        """Applies ``promotion`` if it is eligible and something survives its caps."""
+        if not self.is_eligible(promotion):
+            return False
+        uses_left, points_left = self.caps_left(promotion)
+        if not uses_left:
+            return False
+        benefits = promotion.version.terms.benefits
+        flagged = [(isinstance(b, Multiplier), t) for b in benefits for t in self.benefit(b, promotion)]
+        capped = cap_points([t for _, t in flagged], points_left)
+        kept = [(multiplier, t) for (multiplier, _), t in zip(flagged, capped, strict=True) if t.amount]
+        if not kept:
+            return False
+        self.record(promotion, kept)
+        return True
+
+    def is_eligible(self, promotion: PromotionInForce) -> bool:
+        terms = promotion.version.terms
+        if not terms.active or self.movement.type not in terms.where.movement_types:
+            return False
+        if terms.where.nodes and self.path.isdisjoint(terms.where.nodes):
+            return False
+        if not is_within(terms.when, self.local):
+            return False
+        if terms.min_spend is not None and self.movement.amount < terms.min_spend:
+            return False
+        if terms.cluster is None:
+            return True
+        return self.is_member(terms.cluster)
+
+    def is_member(self, cluster_code: str) -> bool:
+        cluster = self.context.clusters.get(cluster_code)
+        if cluster is None:
+            return False
+        member = matches(
+            cluster.version.terms.criteria,
+            self.context.facts,
+            self.context.account,
+            self.local.date(),
+        )
+        if member and cluster.ref() not in self.clusters:
+            self.clusters.append(cluster.ref())
+        return member
+
+    def caps_left(self, promotion: PromotionInForce) -> tuple[bool, int | None]:
+        """Whether a use is left, and how many points at most (None: no limit)."""
+        caps = promotion.version.terms.caps
+        limits: list[int] = []
+        if caps.per_movement_points is not None:
+            limits.append(caps.per_movement_points)
+        if caps.per_customer is not None:
+            cap = caps.per_customer
+            used_points, used_uses = self.context.account.used(promotion.id, self.period(promotion))
+            if cap.uses is not None and used_uses >= cap.uses:
+                return False, 0
+            if cap.points is not None:
+                limits.append(max(cap.points - used_points, 0))
+        if caps.budget is not None:
+            used_points, used_uses = self.context.budgets.get(promotion.id, (0, 0))
+            if caps.budget.uses is not None and used_uses >= caps.budget.uses:
+                return False, 0
+            if caps.budget.points is not None:
+                limits.append(max(caps.budget.points - used_points, 0))
+        return True, min(limits) if limits else None
+
+    def period(self, promotion: PromotionInForce) -> str:
+        cap = promotion.version.terms.caps.per_customer
+        assert cap is not None
+        return period_key(cap.period, self.local.date())
+
+    def benefit(self, benefit: Benefit, promotion: PromotionInForce) -> list[Transaction]:
+        tag = {"promotion": promotion.code, "promotion_version": promotion.version.number}
+        lines = self.movement.lines
+        match benefit:
+            case FixedPoints(points=points):
+                return [points_tx(points, allocate(points, amounts(lines)), tag)]
+            case PointsPerAmount(points=points, per=per, rounding=rounding):
+                weights = eligible_amounts(lines, benefit.skus, benefit.departments)
+                spend = sum(weights, Decimal(0)) if lines else self.movement.amount
+                earned = int((spend / per * points).to_integral_value(ROUNDINGS[rounding]))
+                return [points_tx(earned, allocate(earned, weights), tag)]
+            case PointsPerUnit(points=points):
+                parts = tuple(
+                    int(line.quantity.to_integral_value(ROUND_FLOOR)) * points
+                    if is_eligible_line(line, benefit.skus, benefit.departments)
+                    else 0
+                    for line in lines
+                )
+                return [points_tx(sum(parts), parts, tag)]
+            case Multiplier(factor=factor):
+                return [self.multiplied(factor, tag)]
+            case FixedCredits(amount=amount) if self.context.campaign.terms.credits:
+                return [money_tx(TransactionKind.CREDITS, amount, CREDITS, amounts(lines), tag)]
+            case PercentCredits(percent=percent) if self.context.campaign.terms.credits:
+                weights = eligible_amounts(lines, benefit.skus, benefit.departments)
+                amount = percent_of(sum(weights, Decimal(0)), percent)
+                return [money_tx(TransactionKind.CREDITS, amount, CREDITS, weights, tag)]
+            case PercentDiscount(percent=percent):
+                weights = eligible_amounts(lines, benefit.skus, benefit.departments)
+                amount = percent_of(sum(weights, Decimal(0)), percent)
+                currency = self.movement.currency
+                return [money_tx(TransactionKind.DISCOUNT, amount, currency, weights, tag)]
+            case FixedDiscount(amount=amount):
+                amount = min(amount, self.movement.amount)
+                currency = self.movement.currency
+                return [money_tx(TransactionKind.DISCOUNT, amount, currency, amounts(lines), tag)]
+            case PrizeAward(prize=prize, quantity=quantity):
+                return [
+                    Transaction(
+                        kind=TransactionKind.PRIZE,
+                        amount=Decimal(quantity),
+                        currency=prize,
+                        **tag,  # type: ignore[arg-type]
+                    )
+                ]
+        return []
+
+    def multiplied(self, factor: Decimal, tag: Mapping[str, object]) -> Transaction:
+        base = sum(int(t.amount) for t in self.base_points)
+        extra = int((base * (factor - 1)).to_integral_value(ROUND_FLOOR))
+        per_line = [
+            sum((t.allocation[i] for t in self.base_points if t.allocation), Decimal(0))
+            for i in range(len(self.movement.lines))
+        ]
+        return points_tx(extra, allocate(extra, per_line), tag, multiplier=True)
+
+    def record(self, promotion: PromotionInForce, kept: list[tuple[bool, Transaction]]) -> None:
+        terms = promotion.version.terms
+        transactions = [t for _, t in kept]
+        self.transactions.extend(transactions)
+        self.fired.append(promotion.ref())
+        self.base_points.extend(
+            t for multiplier, t in kept if t.kind is TransactionKind.POINTS and not multiplier
+        )
+        points = total_units(transactions, TransactionKind.POINTS)
+        if terms.caps.per_customer is not None:
+            self.usage.append(
+                UsageDelta(
+                    promotion_id=promotion.id, period=self.period(promotion), points=points, uses=1
+                )
+            )
+        if terms.caps.budget is not None:
+            self.budgets.append(
+                UsageDelta(promotion_id=promotion.id, period=BUDGET_PERIOD, points=points, uses=1)
+            )
+        if terms.receipt_message:
+            self.messages.append(terms.receipt_message)
+
+
+def points_tx(points: int, allocation: Sequence[int], tag: Mapping[str, object]) -> Transaction:
+    return Transaction(
+        kind=TransactionKind.POINTS,
+        amount=Decimal(points),
+        currency=POINTS,
+        allocation=tuple(Decimal(part) for part in allocation),
+        **tag,  # type: ignore[arg-type]
+    )
+
+
+def money_tx(
+    kind: TransactionKind,
+    amount: Decimal,
+    currency: str,
+    weights: Sequence[Decimal],
+    tag: Mapping[str, object],
+) -> Transaction:
+    cents = int(amount / CENT)
+    return Transaction(
+        kind=kind,
+        amount=amount,
+        currency=currency,
+        allocation=tuple(Decimal(part) * CENT for part in allocate(cents, weights)),
+        **tag,  # type: ignore[arg-type]
+    )
+
+
+def amounts(lines: Sequence[Line]) -> list[Decimal]:
+    return [line.amount for line in lines]
+
+
+def is_eligible_line(line: Line, skus: Sequence[str], departments: Sequence[str]) -> bool:
+    """With neither ``skus`` nor ``departments``, every line is eligible."""
+    if not skus and not departments:
+        return True
+    return line.sku in skus or line.department in departments
+
+
+def eligible_amounts(
+    lines: Sequence[Line], skus: Sequence[str], departments: Sequence[str]
+) -> list[Decimal]:
+    return [
+        line.amount if is_eligible_line(line, skus, departments) else Decimal(0) for line in lines
+    ]
+
+
+def percent_of(amount: Decimal, percent: Decimal) -> Decimal:
+    return (amount * percent / 100).quantize(CENT, ROUND_HALF_UP)
+
+
+def cap_points(transactions: list[Transaction], limit: int | None) -> list[Transaction]:
+    """Cuts the points transactions, last first, so that together they stay within ``limit``."""
+    total = total_units(transactions, TransactionKind.POINTS)
+    if limit is None or total <= limit:
+        return transactions
+    excess = total - limit
+    capped = list(transactions)
+    for index in reversed(range(len(capped))):
+        transaction = capped[index]
+        if excess <= 0 or transaction.kind is not TransactionKind.POINTS:
+            continue
+        points = int(transaction.amount)
+        cut = min(points, excess)
+        excess -= cut
+        capped[index] = msgspec.structs.replace(
+            transaction,
+            amount=Decimal(points - cut),
+            allocation=tuple(
+                Decimal(p) for p in allocate(points - cut, list(transaction.allocation))
+            ),
+        )
+    return capped
+
+
+def total_units(transactions: Sequence[Transaction], kind: TransactionKind) -> int:
+    return int(sum((t.amount for t in transactions if t.kind is kind), Decimal(0)))
+
+
+def total_amount(transactions: Sequence[Transaction], kind: TransactionKind) -> Decimal:
+    return sum((t.amount for t in transactions if t.kind is kind), Decimal(0))
+
+
+def derive_adjustment(movement: Movement, context: Context) -> Derivation:
+    """An operator's correction: exactly the points and credits given, never below zero."""
+    account = context.account
+    if account.points + movement.points < 0 or account.credits + movement.credits < 0:
+        raise InsufficientPoints(
+            f"the balance is {account.points} points and {account.credits} credits",
+            points=account.points,
+        )
+    transactions = []
+    if movement.points:
+        transactions.append(
+            Transaction(kind=TransactionKind.POINTS, amount=Decimal(movement.points), currency=POINTS)
+        )
+    if movement.credits:
+        transactions.append(
+            Transaction(kind=TransactionKind.CREDITS, amount=movement.credits, currency=CREDITS)
+        )
+    return Derivation(
+        transactions=tuple(transactions),
+        points_delta=movement.points,
+        credits_delta=movement.credits,
+    )
+
+
+def derive_return(movement: Movement, context: Context) -> Derivation:
+    original = context.original
+    if original is None:
+        raise InvalidMovement("a return needs the movement it returns")
+    if original.movement.type is not MovementType.PURCHASE:
+        raise InvalidMovement("only a purchase can be returned", field="original_movement_id")
+    returned_after = returned_quantities(movement.lines, original)
+    reversals = [
+        reversal(transaction, original, returned_after)
+        for transaction in original.derivation.transactions
+        if transaction.kind in (TransactionKind.POINTS, TransactionKind.CREDITS)
+        and transaction.allocation
+    ]
+    reversals, unrecovered_points, unrecovered_credits = bounded_by_balance(
+        [t for t in reversals if t.amount], context.account
+    )
+    location = original.movement.location
+    assert location is not None
+    messages = []
+    if unrecovered_points:
+        messages.append(f"Points already spent, not taken back: {unrecovered_points}")
+    if unrecovered_credits:
+        messages.append(f"Credits already spent, not taken back: {unrecovered_credits}")
+    return Derivation(
+        transactions=tuple(reversals),
+        points_delta=total_units(reversals, TransactionKind.POINTS),
+        credits_delta=total_amount(reversals, TransactionKind.CREDITS),
+        return_of=ReturnOf(
+            terminal=location.terminal,
+            movement_id=original.movement.movement_id,
+            account_version=original.account_version,
+            returned=returned_after,
+        ),
+        unrecovered_points=unrecovered_points,
+        receipt_messages=tuple(messages),
+    )
+
+
+def returned_quantities(lines: Sequence[Line], original: OriginalMovement) -> tuple[Decimal, ...]:
+    """Matches returned lines to the original's by sku, in order; the cumulative result."""
+    bought = original.movement.lines
+    returned = list(original.returned_before) or [Decimal(0)] * len(bought)
+    for line in lines:
+        wanted = line.quantity
+        for index, candidate in enumerate(bought):
+            if wanted <= 0:
+                break
+            if candidate.sku != line.sku:
+                continue
+            take = min(wanted, candidate.quantity - returned[index])
+            if take > 0:
+                returned[index] += take
+                wanted -= take
+        if wanted > 0:
+            raise ReturnExceedsOriginal(
+                f"returning more of {line.sku!r} than the original movement still holds",
+                sku=line.sku,
+            )
+    return tuple(returned)
+
+
+def reversal(
+    transaction: Transaction, original: OriginalMovement, returned_after: tuple[Decimal, ...]
+) -> Transaction:
+    unit = Decimal(1) if transaction.kind is TransactionKind.POINTS else CENT
+    before = original.returned_before or (Decimal(0),) * len(returned_after)
+    parts = [
+        reversed_share(int(allocated / unit), line.quantity, returned_before, returned)
+        for allocated, line, returned_before, returned in zip(
+            transaction.allocation, original.movement.lines, before, returned_after, strict=True
+        )
+    ]
+    return msgspec.structs.replace(
+        transaction, amount=-Decimal(sum(parts)) * unit, allocation=()
+    )
+
+
+def bounded_by_balance(
+    reversals: list[Transaction], account: AccountState
+) -> tuple[list[Transaction], int, Decimal]:
+    """Reversals cut, last first, so that neither balance goes below zero."""
+    points_short = -total_units(reversals, TransactionKind.POINTS) - account.points
+    credits_short = -total_amount(reversals, TransactionKind.CREDITS) - account.credits
+    points_short, credits_short = max(points_short, 0), max(credits_short, Decimal(0))
+    bounded = list(reversals)
+    shortfall = {TransactionKind.POINTS: Decimal(points_short), TransactionKind.CREDITS: credits_short}
+    for index in reversed(range(len(bounded))):
+        transaction = bounded[index]
+        short = shortfall[transaction.kind]
+        if short <= 0:
+            continue
+        kept = min(-transaction.amount, short)
+        shortfall[transaction.kind] -= kept
+        bounded[index] = msgspec.structs.replace(transaction, amount=transaction.amount + kept)
+    return [t for t in bounded if t.amount], points_short, credits_short
+
+
+def balance_messages(points_before: int, points_delta: int) -> list[str]:
+    messages = []
+    if points_delta > 0:
+        messages.append(f"Points earned: {points_delta}")
+    elif points_delta < 0:
+        messages.append(f"Points used: {-points_delta}")
+    messages.append(f"Points balance: {points_before + points_delta}")
+    return messages
+
+
+class DigestInput(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    movement: Movement
+    campaign: UUID
+    promotions: tuple[VersionRef, ...]
+    clusters: tuple[VersionRef, ...]
+    account: UUID
+    account_version: int
+    points: int
+    credits: Decimal
+    facts: CustomerFacts
+    budgets: tuple[tuple[UUID, int, int], ...]
+    original: tuple[int, tuple[Decimal, ...]] | None
+
+
+_digest_encoder = msgspec.json.Encoder(order="deterministic")
+
+
+def input_digest(movement: Movement, context: Context) -> str:
+    """SHA-256 of everything :func:`derive` read: a replay must find the same value."""
+    original = context.original
+    facts = DigestInput(
+        movement=movement,
+        campaign=context.campaign.id,
+        promotions=tuple(sorted((p.ref() for p in context.promotions), key=lambda r: r.code)),
+        clusters=tuple(sorted((c.ref() for c in context.clusters.values()), key=lambda r: r.code)),
+        account=context.account.id,
+        account_version=context.account.version,
+        points=context.account.points,
+        credits=context.account.credits,
+        facts=context.facts,
+        budgets=tuple(sorted((k, *v) for k, v in context.budgets.items())),
+        original=(original.account_version, original.returned_before) if original else None,
+    )
+    return hashlib.sha256(_digest_encoder.encode(facts)).hexdigest()

@@ -1,0 +1,71 @@
+"""Configuration, read once from the environment at start-up.
+
+Every setting has a documented environment variable and a safe default:
+
+=============================  ===========================================  ==================
+variable                       meaning                                      default
+=============================  ===========================================  ==================
+``LOYALTY_PG_HOST``            PostgreSQL host                              ``127.0.0.1``
+``LOYALTY_PG_PORT``            PostgreSQL port                              ``5432``
+``LOYALTY_PG_DB``              database name                                ``loyalty``
+``LOYALTY_PG_USER``            database user                                ``postgres``
+``LOYALTY_PG_PASSWORD``        database password                            (empty)
+``LOYALTY_PG_SCHEMA``          schema holding the event store and indexes   ``loyalty``
+``LOYALTY_PG_POOL_SIZE``       connections kept by the event store pool     ``4``
+``LOYALTY_HTTP_HOST``          address the API listens on                   ``127.0.0.1``
+``LOYALTY_HTTP_PORT``          port the API listens on                      ``8000``
+``LOYALTY_MAX_BODY_BYTES``     largest accepted request body                ``1048576``
+``LOYALTY_MAX_BATCH``          most movements committed in one transaction  ``256``
+``LOYALTY_MAX_FUTURE_SKEW_S``  how far ``occurred_at`` may lie in the       ``300``
+                               future (seconds; tills' clocks drift)
+=============================  ===========================================  ==================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_db: str = "loyalty"
+    pg_user: str = "postgres"
+    pg_password: str = ""
+    pg_schema: str = "loyalty"
+    pg_pool_size: int = 4
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 256
+    max_future_skew_s: int = 300
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Reads every ``LOYALTY_*`` variable that names a field; the rest keep defaults."""
+        environ = os.environ if environ is None else environ
+        given = {
+            field: environ[f"LOYALTY_{field.upper()}"]
+            for field in cls.__struct_fields__
+            if f"LOYALTY_{field.upper()}" in environ
+        }
+        return msgspec.convert(given, cls, strict=False)
+
+    def conninfo(self) -> str:
+        """A libpq connection string for this database."""
+        return psycopg_conninfo(
+            host=self.pg_host,
+            port=self.pg_port,
+            dbname=self.pg_db,
+            user=self.pg_user,
+            password=self.pg_password,
+        )
+
+
+def psycopg_conninfo(**params: object) -> str:
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(**{k: str(v) for k, v in params.items() if v != ""})
