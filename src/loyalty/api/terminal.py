@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
+
+import msgspec
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.dto import MsgspecDTO
 from litestar.params import Parameter
 
 from loyalty.commands.movements import Recorded
@@ -19,6 +23,33 @@ JSON = "application/json"
 class UnsupportedMediaType(LoyaltyError):
     status = 415
     code = "unsupported_media_type"
+
+
+class MalformedJson(LoyaltyError):
+    code = "malformed_json"
+
+
+class InvalidField(LoyaltyError):
+    status = 422
+    code = "invalid_field"
+
+
+_movement_decoder = msgspec.json.Decoder(PostMovement)
+
+
+class StrictMovementBody(MsgspecDTO[PostMovement]):
+    """Decodes the body with msgspec, strictly (unknown fields refused), into our errors;
+    litestar still documents ``PostMovement`` as the request body."""
+
+    def decode_bytes(self, value: bytes) -> Any:
+        try:
+            return _movement_decoder.decode(value)
+        except msgspec.ValidationError as error:
+            message, _, path = str(error).partition(" - at `")
+            field = path.rstrip("`").removeprefix("$").lstrip(".") or None
+            raise InvalidField(message, field=field) from None
+        except msgspec.DecodeError:
+            raise MalformedJson("the body is not valid JSON") from None
 
 
 def terminal_key_digest(request: Request[object, object, State]) -> str:
@@ -47,6 +78,8 @@ class TerminalController(Controller):
             "body; the same movement_id with another body answers 409."
         ),
         status_code=201,
+        dto=StrictMovementBody,
+        return_dto=None,
     )
     async def post_movement(
         self, request: Request[object, object, State], data: PostMovement, state: State

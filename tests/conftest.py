@@ -1,0 +1,47 @@
+"""Test harness: one throw-away PostgreSQL database per run, one fresh schema per test."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import msgspec
+import psycopg
+import pytest
+from psycopg import sql
+
+from loyalty.adapters.migrations import apply_migrations
+from loyalty.bootstrap import Services, build_services
+from loyalty.settings import Settings
+from tests.builders import Clock
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[Settings]:
+    base = Settings.from_env()
+    name = f"loyalty_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(base.conninfo(), dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield msgspec.structs.replace(base, pg_db=name, pg_pool_size=2)
+    with psycopg.connect(base.conninfo(), dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def settings(database: Settings) -> Settings:
+    schema = f"t_{secrets.token_hex(6)}"
+    apply_migrations(database.conninfo(), schema)
+    return msgspec.structs.replace(database, pg_schema=schema)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def services(settings: Settings, clock: Clock) -> Iterator[Services]:
+    built = build_services(settings, clock)
+    yield built
+    built.close()
