@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.dto import MsgspecDTO
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from loyalty.commands.movements import Recorded
 from loyalty.commands.schemas import CardView, MovementReceipt, PostMovement
@@ -82,7 +82,7 @@ class TerminalController(Controller):
         return_dto=None,
     )
     async def post_movement(
-        self, request: Request[object, object, State], data: PostMovement, state: State
+        self, request: Request[object, object, State], data: JSONBody[PostMovement], state: State
     ) -> Response[MovementReceipt]:
         if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
             raise UnsupportedMediaType("send the movement as application/json")
