@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -41,7 +41,7 @@ class EventSchema(typing.NamedTuple):
     decoder: msgspec.json.Decoder[Any]
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema_of(event_class: type) -> EventSchema:
     """The stored fields of ``event_class`` and a decoder typed by its annotations."""
     hints = typing.get_type_hints(event_class)

@@ -37,6 +37,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
         on_shutdown=[stop],
         state=State(),
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Loyalty ledger", version=__version__, path="/api/v1/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Loyalty ledger", version=__version__, path="/api/v1/schema"
+        ),
         debug=False,
     )

@@ -45,11 +45,15 @@ def loyalty_error(_: Request[object, object, object], error: LoyaltyError) -> Re
     return problem(error.status, error.code, error.message, str(field) if field else None)
 
 
-def validation_error(_: Request[object, object, object], error: ValidationException) -> Response[Problem]:
+def validation_error(
+    _: Request[object, object, object], error: ValidationException
+) -> Response[Problem]:
     detail = str(error.detail)
     extra = error.extra if isinstance(error.extra, list) else []
     messages = [str(item.get("message", "")) for item in extra if isinstance(item, dict)]
-    keys = [str(item.get("key", "")) for item in extra if isinstance(item, dict) and item.get("key")]
+    keys = [
+        str(item.get("key", "")) for item in extra if isinstance(item, dict) and item.get("key")
+    ]
     if "JSON is malformed" in " ".join(messages) or "malformed" in detail.lower():
         return problem(400, "malformed_json", "the body is not valid JSON")
     text = "; ".join(m for m in messages if m) or detail

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
-
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.dto import MsgspecDTO
@@ -67,7 +66,7 @@ def writer_of(state: State) -> GroupCommitWriter:
 
 class TerminalController(Controller):
     path = "/api/v1/terminal"
-    tags = ["Terminal"]
+    tags: ClassVar[list[str]] = ["Terminal"]
 
     @post(
         "/movements",

@@ -155,7 +155,8 @@ class ProgramApplier:
             self.apply_promotion(spec, program, changes, now)
         anonymous = [*program.cards, *(c for r in program.card_ranges for c in r.codes())]
         changes.preload(
-            ids.card_id(code) for code in [*anonymous, *(c for s in program.customers for c in s.cards)]
+            ids.card_id(code)
+            for code in [*anonymous, *(c for s in program.customers for c in s.cards)]
         )
         for spec in program.customers:
             self.apply_customer(spec, changes)
@@ -206,7 +207,9 @@ class ProgramApplier:
     def apply_cluster(self, spec: ClusterSpec, changes: Changes, now: datetime) -> None:
         cluster = changes.get(Cluster, ids.cluster_id(spec.code))
         if cluster is None:
-            changes.add(Cluster.define(code=spec.code, terms=spec.terms, effective_from=now, now=now))
+            changes.add(
+                Cluster.define(code=spec.code, terms=spec.terms, effective_from=now, now=now)
+            )
         elif cluster.current.terms != spec.terms:
             cluster.redefine(spec.terms, now, now)
 

@@ -48,7 +48,9 @@ def parse(lines: Iterable[bytes]) -> Iterator[Parsed]:
         try:
             yield number, _decoder.decode(raw)
         except msgspec.DecodeError as error:
-            code = "invalid_field" if isinstance(error, msgspec.ValidationError) else "malformed_json"
+            code = (
+                "invalid_field" if isinstance(error, msgspec.ValidationError) else "malformed_json"
+            )
             yield number, Rejected(line=number, movement_id=None, code=code, message=str(error))
 
 

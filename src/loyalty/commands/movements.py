@@ -198,14 +198,18 @@ class MovementDesk:
                 movement_id=item.movement.movement_id,
             )
 
-    def existing(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[bytes, bytes]]:
+    def existing(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[bytes, bytes]]:
         if not keys:
             return {}
         sources, movement_ids = zip(*keys, strict=True)
         rows = self.ledger.query(self._existing_keys, (list(sources), list(movement_ids)))
         return {(s, m): (bytes(d), bytes(r)) for s, m, d, r in rows}
 
-    def original_of(self, movement: Movement, account: Account, pending: dict[tuple[UUID, str], tuple[str, int]]) -> OriginalMovement:
+    def original_of(
+        self, movement: Movement, account: Account, pending: dict[tuple[UUID, str], tuple[str, int]]
+    ) -> OriginalMovement:
         wanted = cast(str, movement.original_movement_id)
         rows = self.ledger.query(self._originals, (account.id, wanted))
         candidates = [(source, version) for source, version in rows]
@@ -378,7 +382,9 @@ class Group:
         )
         return Recorded(201, body)
 
-    def account(self, campaign_id: UUID, customer_id: UUID, aggregates: dict[UUID, object]) -> Account:
+    def account(
+        self, campaign_id: UUID, customer_id: UUID, aggregates: dict[UUID, object]
+    ) -> Account:
         account_id = ids.account_id(campaign_id, customer_id)
         account = aggregates.get(account_id)
         if not isinstance(account, Account):

@@ -78,7 +78,9 @@ class Program:
         for promotion in self.promotions.get(campaign_id, ()):
             version = promotion.version_at(at)
             if version is not None:
-                found.append(PromotionInForce(id=promotion.id, code=promotion.code, version=version))
+                found.append(
+                    PromotionInForce(id=promotion.id, code=promotion.code, version=version)
+                )
         return found
 
     def clusters_in_force(self, at: datetime) -> dict[str, ClusterInForce]:

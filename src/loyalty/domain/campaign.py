@@ -31,7 +31,9 @@ class CampaignTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     active: bool = True
 
     def runs_on(self, day: date) -> bool:
-        return self.active and self.starts_on <= day and (self.ends_on is None or day <= self.ends_on)
+        return (
+            self.active and self.starts_on <= day and (self.ends_on is None or day <= self.ends_on)
+        )
 
 
 class Campaign(Aggregate):

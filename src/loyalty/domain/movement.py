@@ -163,9 +163,7 @@ def check_movement(movement: Movement) -> None:
         if movement.type in (MovementType.PURCHASE, MovementType.RETURN):
             check_lines_add_up(movement)
     if movement.type is MovementType.RETURN and not movement.original_movement_id:
-        raise InvalidMovement(
-            "a return needs original_movement_id", field="original_movement_id"
-        )
+        raise InvalidMovement("a return needs original_movement_id", field="original_movement_id")
 
 
 def check_line(line: Line, index: int) -> None:

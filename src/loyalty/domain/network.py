@@ -123,9 +123,7 @@ class Network(Aggregate):
         self._add(code=code, name=name, kind=kind, parent=parent, timezone=timezone)
 
     @event(NodeAdded)
-    def _add(
-        self, code: str, name: str, kind: NodeKind, parent: str, timezone: str | None
-    ) -> None:
+    def _add(self, code: str, name: str, kind: NodeKind, parent: str, timezone: str | None) -> None:
         self.nodes[code] = Node(code=code, name=name, kind=kind, parent=parent, timezone=timezone)
         self._children[code] = set()
         self._children[parent].add(code)

@@ -188,14 +188,17 @@ class Promotion(Aggregate):
 
     @classmethod
     def create(
-        cls, *, campaign_id: UUID, code: str, terms: PromotionTerms, effective_from: datetime,
+        cls,
+        *,
+        campaign_id: UUID,
+        code: str,
+        terms: PromotionTerms,
+        effective_from: datetime,
         now: datetime,
     ) -> Promotion:
         check_terms(terms)
         check_effective_from((), effective_from, now)
-        return cls(
-            campaign_id=campaign_id, code=code, terms=terms, effective_from=effective_from
-        )
+        return cls(campaign_id=campaign_id, code=code, terms=terms, effective_from=effective_from)
 
     @event(Created)
     def __init__(
@@ -249,7 +252,7 @@ def check_terms(terms: PromotionTerms) -> None:
     check_caps(terms.caps)
 
 
-def check_benefit(benefit: Benefit) -> None:  # noqa: C901 - one branch per benefit kind
+def check_benefit(benefit: Benefit) -> None:
     match benefit:
         case FixedPoints(points=p) | PointsPerUnit(points=p) if p <= 0:
             raise InvalidProgram("points must be positive")

@@ -40,7 +40,7 @@ class Behaviour(Protocol):
     def spend_between(self, first: date, last: date) -> Decimal: ...
 
 
-def matches(criterion: Criterion, facts: CustomerFacts, behaviour: Behaviour, day: date) -> bool:  # noqa: C901, PLR0911 - one case per criterion
+def matches(criterion: Criterion, facts: CustomerFacts, behaviour: Behaviour, day: date) -> bool:
     match criterion:
         case AllOf(of=parts):
             return all(matches(part, facts, behaviour, day) for part in parts)

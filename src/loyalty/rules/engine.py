@@ -71,7 +71,11 @@ from loyalty.rules.criteria import Behaviour, matches
 from loyalty.rules.schedule import is_within, local_time, period_key
 
 BUDGET_PERIOD = "budget"
-ROUNDINGS = {Rounding.FLOOR: ROUND_FLOOR, Rounding.HALF_UP: ROUND_HALF_UP, Rounding.CEILING: ROUND_CEILING}
+ROUNDINGS = {
+    Rounding.FLOOR: ROUND_FLOOR,
+    Rounding.HALF_UP: ROUND_HALF_UP,
+    Rounding.CEILING: ROUND_CEILING,
+}
 
 
 class AccountState(Behaviour, Protocol):
@@ -217,9 +221,13 @@ class PromotionWalk:
         if not uses_left:
             return False
         benefits = promotion.version.terms.benefits
-        flagged = [(isinstance(b, Multiplier), t) for b in benefits for t in self.benefit(b, promotion)]
+        flagged = [
+            (isinstance(b, Multiplier), t) for b in benefits for t in self.benefit(b, promotion)
+        ]
         capped = cap_points([t for _, t in flagged], points_left)
-        kept = [(multiplier, t) for (multiplier, _), t in zip(flagged, capped, strict=True) if t.amount]
+        kept = [
+            (multiplier, t) for (multiplier, _), t in zip(flagged, capped, strict=True) if t.amount
+        ]
         if not kept:
             return False
         self.record(promotion, kept)
@@ -451,7 +459,9 @@ def derive_adjustment(movement: Movement, context: Context) -> Derivation:
     transactions = []
     if movement.points:
         transactions.append(
-            Transaction(kind=TransactionKind.POINTS, amount=Decimal(movement.points), currency=POINTS)
+            Transaction(
+                kind=TransactionKind.POINTS, amount=Decimal(movement.points), currency=POINTS
+            )
         )
     if movement.credits:
         transactions.append(
@@ -536,9 +546,7 @@ def reversal(
             transaction.allocation, original.movement.lines, before, returned_after, strict=True
         )
     ]
-    return msgspec.structs.replace(
-        transaction, amount=-Decimal(sum(parts)) * unit, allocation=()
-    )
+    return msgspec.structs.replace(transaction, amount=-Decimal(sum(parts)) * unit, allocation=())
 
 
 def bounded_by_balance(
@@ -549,7 +557,10 @@ def bounded_by_balance(
     credits_short = -total_amount(reversals, TransactionKind.CREDITS) - account.credits
     points_short, credits_short = max(points_short, 0), max(credits_short, Decimal(0))
     bounded = list(reversals)
-    shortfall = {TransactionKind.POINTS: Decimal(points_short), TransactionKind.CREDITS: credits_short}
+    shortfall = {
+        TransactionKind.POINTS: Decimal(points_short),
+        TransactionKind.CREDITS: credits_short,
+    }
     for index in reversed(range(len(bounded))):
         transaction = bounded[index]
         short = shortfall[transaction.kind]
