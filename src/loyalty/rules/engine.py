@@ -341,7 +341,7 @@ class PromotionWalk:
             sum((t.allocation[i] for t in self.base_points if t.allocation), Decimal(0))
             for i in range(len(self.movement.lines))
         ]
-        return points_tx(extra, allocate(extra, per_line), tag, multiplier=True)
+        return points_tx(extra, allocate(extra, per_line), tag)
 
     def record(self, promotion: PromotionInForce, kept: list[tuple[bool, Transaction]]) -> None:
         terms = promotion.version.terms
