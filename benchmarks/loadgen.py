@@ -69,13 +69,15 @@ async def tick(run: Run) -> None:
         await asyncio.sleep(0.05)
 
 
-async def client(
-    number: int, host: str, port: int, purchases: Purchases, run: Run
-) -> None:
+async def client(number: int, host: str, port: int, purchases: Purchases, run: Run) -> None:
     heads = {
         key: (
-            b"POST " + PATH + b" HTTP/1.1\r\nHost: " + f"{host}:{port}".encode()
-            + b"\r\nAuthorization: Bearer " + key.encode()
+            b"POST "
+            + PATH
+            + b" HTTP/1.1\r\nHost: "
+            + f"{host}:{port}".encode()
+            + b"\r\nAuthorization: Bearer "
+            + key.encode()
             + b"\r\nContent-Type: application/json\r\nContent-Length: "
         )
         for _, key in purchases.terminals

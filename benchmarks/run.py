@@ -161,9 +161,7 @@ def run_scenarios(
         )
     if "d" in only:
         scenarios.log(f"(d) ingest vs COPY of {options['movements']:,} movements")
-        both = scenarios.ingest_vs_copy(
-            setup, options["movements"], options["batch_size"], workdir
-        )
+        both = scenarios.ingest_vs_copy(setup, options["movements"], options["batch_size"], workdir)
         figures["d_ingest"] = both["ingest"]
         figures["d_copy"] = both["copy"]
 
@@ -263,7 +261,11 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"{label:<50} {value:>10,.0f} {ms('p50')} {ms('p99')} {ms('max')}  {notes}", file=out)
 
     a, b = figures.get("a_raw_insert", {}), figures.get("b_naive", {})
-    c, d, copy = figures.get("c_pos_http", {}), figures.get("d_ingest", {}), figures.get("d_copy", {})
+    c, d, copy = (
+        figures.get("c_pos_http", {}),
+        figures.get("d_ingest", {}),
+        figures.get("d_copy", {}),
+    )
     row(
         "(a) raw psycopg INSERT + COMMIT, 1 connection",
         "a_raw_insert",

@@ -178,9 +178,7 @@ class Baskets:
 class Purchases:
     """Distinct purchases on random cards at random terminals, as POS JSON bodies."""
 
-    def __init__(
-        self, prefix: str, cards: list[str], terminals: list[Terminal], seed: int
-    ) -> None:
+    def __init__(self, prefix: str, cards: list[str], terminals: list[Terminal], seed: int) -> None:
         self.prefix = prefix
         self.rng = random.Random(seed)
         self.cards = [c.encode() for c in cards]
