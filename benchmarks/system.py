@@ -103,6 +103,24 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def with_descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (a server's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, ()))
+    return found
+
+
 def postgres_pids() -> list[int]:
     """Every process called ``postgres`` (server backends and background workers)."""
     found = []
@@ -139,7 +157,13 @@ class CpuWindow:
     machine_before: tuple[float, float] = (0.0, 0.0)
 
     def start(self) -> CpuWindow:
-        self.groups = {**self.groups, "postgres": postgres_pids()}
+        self.groups = {
+            **{
+                name: [p for pid in pids for p in with_descendants(pid)]
+                for name, pids in self.groups.items()
+            },
+            "postgres": postgres_pids(),
+        }
         self.before = {name: self._sum(pids) for name, pids in self.groups.items()}
         self.machine_before = machine_cpu()
         self.started = time.perf_counter()

@@ -117,10 +117,10 @@ def apply(args: argparse.Namespace, settings: Settings) -> int:
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from loyalty.api.app import create_app
-
     uvicorn.run(
-        create_app(settings),
+        "loyalty.api.app:app_from_env",
+        factory=True,
+        workers=max(1, settings.http_workers),
         host=args.host or settings.http_host,
         port=args.port or settings.http_port,
         log_level="warning",

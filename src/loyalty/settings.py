@@ -14,6 +14,8 @@ variable                       meaning                                      defa
 ``LOYALTY_PG_POOL_SIZE``       connections kept by the event store pool     ``4``
 ``LOYALTY_HTTP_HOST``          address the API listens on                   ``127.0.0.1``
 ``LOYALTY_HTTP_PORT``          port the API listens on                      ``8000``
+``LOYALTY_HTTP_WORKERS``       API server processes (each with its own      ``2``
+                               group-commit writer; one per core)
 ``LOYALTY_MAX_BODY_BYTES``     largest accepted request body                ``1048576``
 ``LOYALTY_MAX_BATCH``          most movements committed in one transaction  ``256``
 ``LOYALTY_MAX_FUTURE_SKEW_S``  how far ``occurred_at`` may lie in the       ``300``
@@ -39,6 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pg_pool_size: int = 4
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    http_workers: int = 2
     max_body_bytes: int = 1_048_576
     max_batch: int = 256
     max_future_skew_s: int = 300

@@ -123,11 +123,16 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: Any, *, events_table_name: str = "ledger_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
+        self.insert_columns_statement = SQL(
+            "INSERT INTO {}.{} (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[])"
+            " RETURNING notification_id"
+        ).format(schema, Identifier(self.events_table_name))
         self.insert_keys_statement = SQL(
             "INSERT INTO {}.movement_keys (source, movement_id, request_digest, response,"
             " account_id, account_version)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::bytea[],"
-            " %s::uuid[], %s::bigint[])"
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::bytea[], %b::bytea[],"
+            " %b::uuid[], %b::bigint[])"
         ).format(schema)
         self.bump_revision_statement = SQL(
             "UPDATE {}.config_revision SET revision = revision + 1"
@@ -136,6 +141,22 @@ class LedgerRecorder(PostgresApplicationRecorder):
             "INSERT INTO {}.config_streams (originator_id, kind)"
             " SELECT * FROM unnest(%s::uuid[], %s::text[]) ON CONFLICT DO NOTHING"
         ).format(schema)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        """As eventsourcing does (table lock, ``NOTIFY``, insert returning notification
+        ids), but with one binary array per column instead of a text array of composites,
+        which psycopg escapes value by value in Python (14% of a group's CPU, profiled)."""
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        columns = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        )
+        curs.execute(self.insert_columns_statement, columns, prepare=True)
 
     def _insert_events(
         self,

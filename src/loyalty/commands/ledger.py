@@ -20,6 +20,8 @@ from psycopg.sql import SQL, Identifier
 from loyalty.adapters.eventstore import LedgerRecorder
 from loyalty.settings import Settings
 
+Statement = tuple[Any, Sequence[Any]]
+
 
 def ledger_env(settings: Settings) -> dict[str, str]:
     return {
@@ -51,28 +53,32 @@ class Ledger(Application[UUID]):
         self._select_newer = SQL(
             "SELECT e.originator_id, e.originator_version, e.topic, e.state"
             " FROM {}.ledger_events e"
-            " JOIN unnest(%s::uuid[], %s::bigint[]) AS k(id, version)"
+            " JOIN unnest(%b::uuid[], %b::bigint[]) AS k(id, version)"
             " ON e.originator_id = k.id AND e.originator_version > k.version"
             " ORDER BY e.originator_id, e.originator_version"
         ).format(schema)
 
     def query(self, statement: Any, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         """Runs one read statement on the event store's pool; returns its rows as tuples."""
-        with self.ledger_recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, params)
-            return [tuple(row.values()) for row in curs.fetchall()]
+        return self.query_all([(statement, params)])[0]
 
-    def catch_up(self, known: dict[UUID, Aggregate | None]) -> dict[UUID, Aggregate | None]:
-        """Brings each aggregate up to date in one round trip; ``None`` loads from scratch.
+    def query_all(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+        """Runs read statements in one round trip (a pipeline); the rows of each, in order."""
+        with self.ledger_recorder.datastore.get_connection() as conn:
+            with conn.pipeline():
+                cursors = [conn.execute(sql, params, prepare=True) for sql, params in statements]
+            return [[tuple(row.values()) for row in cursor.fetchall()] for cursor in cursors]
 
-        Returns every aggregate that exists, fast-forwarded through the events appended
-        since its version; ids with no events stay ``None``.
-        """
-        if not known:
-            return {}
+    def newer_events(self, known: dict[UUID, Aggregate | None]) -> Statement:
+        """The statement that reads the events appended since each aggregate's version."""
         ids = list(known)
         versions = [known[i].version if known[i] is not None else 0 for i in ids]  # type: ignore[union-attr]
-        rows = self.query(self._select_newer, (ids, versions))
+        return self._select_newer, (ids, versions)
+
+    def fast_forward(
+        self, known: dict[UUID, Aggregate | None], rows: Iterable[tuple[Any, ...]]
+    ) -> dict[UUID, Aggregate | None]:
+        """Each aggregate of ``known`` with the newer events of ``rows`` applied."""
         result = dict(known)
         for originator_id, version, topic, state in rows:
             stored = StoredEvent(
@@ -84,6 +90,16 @@ class Ledger(Application[UUID]):
             event = self.mapper.to_domain_event(stored)
             result[originator_id] = event.mutate(result[originator_id])  # type: ignore[attr-defined]
         return result
+
+    def catch_up(self, known: dict[UUID, Aggregate | None]) -> dict[UUID, Aggregate | None]:
+        """Brings each aggregate up to date in one round trip; ``None`` loads from scratch.
+
+        Returns every aggregate that exists, fast-forwarded through the events appended
+        since its version; ids with no events stay ``None``.
+        """
+        if not known:
+            return {}
+        return self.fast_forward(known, self.query(*self.newer_events(known)))
 
     def load_all(self, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
         found = self.catch_up(dict.fromkeys(ids))

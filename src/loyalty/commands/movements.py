@@ -24,7 +24,7 @@ from psycopg.sql import SQL, Identifier
 
 from loyalty.adapters.eventstore import MovementKey
 from loyalty.commands.cache import AggregateCache
-from loyalty.commands.ledger import Ledger
+from loyalty.commands.ledger import Ledger, Statement
 from loyalty.commands.program import Program, ProgramCache
 from loyalty.commands.schemas import (
     Adjust,
@@ -41,10 +41,12 @@ from loyalty.domain.campaign import CampaignView, campaign_for
 from loyalty.domain.card import Card
 from loyalty.domain.customer import Customer, CustomerFacts
 from loyalty.domain.errors import (
+    AuthenticationFailed,
     ConcurrentUpdate,
     IdempotencyConflict,
     InvalidMovement,
     LoyaltyError,
+    TerminalMismatch,
     UnknownCampaign,
     UnknownCard,
     UnknownOriginalMovement,
@@ -67,6 +69,25 @@ class Recorded(NamedTuple):
 
 
 Outcome = Recorded | LoyaltyError
+
+
+class ProgramChanged(Exception):
+    """The program moved on since the group was prepared: prepare it again."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(revision)
+        self.revision = revision
+
+
+def authenticate(program: Program, key_digest: str, terminal: str) -> None:
+    """Refuses a key that is unknown or revoked, or that belongs to another terminal."""
+    owner = program.terminal_keys.get(key_digest)
+    if owner is None:
+        raise AuthenticationFailed("unknown or revoked terminal key")
+    if owner != terminal:
+        raise TerminalMismatch(
+            f"this key belongs to terminal {owner!r}; it cannot post for {terminal!r}"
+        )
 
 
 def request_digest(command: msgspec.Struct) -> bytes:
@@ -99,7 +120,7 @@ class MovementDesk:
         schema = Identifier(ledger.settings.pg_schema)
         self._existing_keys = SQL(
             "SELECT k.source, k.movement_id, k.request_digest, k.response"
-            " FROM {}.movement_keys k JOIN unnest(%s::text[], %s::text[]) AS q(source, movement_id)"
+            " FROM {}.movement_keys k JOIN unnest(%b::text[], %b::text[]) AS q(source, movement_id)"
             " USING (source, movement_id)"
         ).format(schema)
         self._originals = SQL(
@@ -107,15 +128,33 @@ class MovementDesk:
             " WHERE account_id = %s AND movement_id = %s"
         ).format(schema)
 
-    def post(self, commands: Sequence[PostMovement]) -> list[Outcome]:
-        """Records a group of POS movements; one outcome per command, in order."""
-        program = self.program.current()
-        return self.record_group([self.prepare(c, program) for c in commands])
+    def post(
+        self, commands: Sequence[PostMovement], key_digests: Sequence[str] | None = None
+    ) -> list[Outcome]:
+        """Records a group of POS movements; one outcome per command, in order.
+
+        With ``key_digests`` (a till's key digest per command), each command is first
+        authenticated: the key must be a live terminal key, and of the terminal it names.
+        The group is decided on the program snapshot held; if the program has moved on
+        meanwhile (checked in the same round trip as the group's reads) the group is
+        prepared again on the new one before anything is written.
+        """
+        program = self.program.loaded()
+        while True:
+            items = [
+                self.prepare(command, program, key_digests[i] if key_digests else None)
+                for i, command in enumerate(commands)
+            ]
+            try:
+                return self.record_group(items, program)
+            except ProgramChanged as changed:
+                program = self.program.at_revision(changed.revision)
 
     def adjust(self, command: Adjust) -> Outcome:
         """Records an operator's adjustment through the same path as a till's movement."""
         try:
-            campaign = self.program.current().campaign_by_code(command.campaign)
+            program = self.program.current()
+            campaign = program.campaign_by_code(command.campaign)
             if campaign is None:
                 raise UnknownCampaign(f"no campaign has the code {command.campaign!r}")
             if not command.reason.strip():
@@ -137,11 +176,15 @@ class MovementDesk:
         except LoyaltyError as error:
             return error
         pending = Pending(0, OPERATOR_SOURCE, request_digest(command), movement, campaign)
-        return self.record_group([pending])[0]
+        return self.record_group([pending], program, check_revision=False)[0]
 
-    def prepare(self, command: PostMovement, program: Program) -> Pending | LoyaltyError:
+    def prepare(
+        self, command: PostMovement, program: Program, key_digest: str | None = None
+    ) -> Pending | LoyaltyError:
         """The checks a movement passes before any account is read."""
         try:
+            if key_digest is not None:
+                authenticate(program, key_digest, command.terminal)
             if command.type is MovementType.ADJUSTMENT:
                 raise InvalidMovement(
                     "adjustments are made by operators, not by terminals", field="type"
@@ -176,36 +219,38 @@ class MovementDesk:
                 field="occurred_at",
             )
 
-    def record_group(self, items: Sequence[Pending | LoyaltyError]) -> list[Outcome]:
+    def record_group(
+        self,
+        items: Sequence[Pending | LoyaltyError],
+        program: Program,
+        check_revision: bool = True,
+    ) -> list[Outcome]:
         for index, item in enumerate(items):
             if isinstance(item, Pending):
                 item.index = index
         for _ in range(ATTEMPTS):
             try:
-                return Group(self, items).run()
+                return Group(self, items, program, check_revision).run()
             except IntegrityError:
                 continue
-        return [self.record_alone(item) for item in items]
+        return [self.record_alone(item, program) for item in items]
 
-    def record_alone(self, item: Pending | LoyaltyError) -> Outcome:
+    def record_alone(self, item: Pending | LoyaltyError, program: Program) -> Outcome:
+        """One movement in a group of its own, on ``program`` (some of the group it came
+        from may be recorded already, so the program is not checked again)."""
         if isinstance(item, LoyaltyError):
             return item
         try:
-            return Group(self, [item]).run()[0]
+            return Group(self, [item], program, check_revision=False).run()[0]
         except IntegrityError:
             return ConcurrentUpdate(
                 "the account changed while the movement was recorded; retry",
                 movement_id=item.movement.movement_id,
             )
 
-    def existing(
-        self, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], tuple[bytes, bytes]]:
-        if not keys:
-            return {}
-        sources, movement_ids = zip(*keys, strict=True)
-        rows = self.ledger.query(self._existing_keys, (list(sources), list(movement_ids)))
-        return {(s, m): (bytes(d), bytes(r)) for s, m, d, r in rows}
+    def existing_statement(self, keys: Sequence[tuple[str, str]]) -> Statement:
+        """The read of the idempotency records already held for ``keys``."""
+        return self._existing_keys, ([s for s, _ in keys], [m for _, m in keys])
 
     def original_of(
         self, movement: Movement, account: Account, pending: dict[tuple[UUID, str], tuple[str, int]]
@@ -277,10 +322,17 @@ def balance_of(account: Account | None) -> Balance:
 class Group:
     """One attempt at recording a group of movements in one transaction."""
 
-    def __init__(self, desk: MovementDesk, items: Sequence[Pending | LoyaltyError]) -> None:
+    def __init__(
+        self,
+        desk: MovementDesk,
+        items: Sequence[Pending | LoyaltyError],
+        program: Program,
+        check_revision: bool,
+    ) -> None:
         self.desk = desk
         self.items = items
-        self.program = desk.program.last
+        self.program = program
+        self.check_revision = check_revision
         self.outcomes: list[Outcome | None] = [
             item if isinstance(item, LoyaltyError) else None for item in items
         ]
@@ -288,11 +340,13 @@ class Group:
         self.touched: dict[UUID, object] = {}
         self.accepted: dict[tuple[str, str], int] = {}
         self.in_group: dict[tuple[UUID, str], tuple[str, int]] = {}
+        self.requested: set[UUID] = set()
 
     def run(self) -> list[Outcome]:
         pending = [item for item in self.items if isinstance(item, Pending)]
-        fresh, repeats = self.split_replays(pending)
-        aggregates = self.load(fresh)
+        aggregates, existing = self.read(pending)
+        fresh, repeats = self.split_replays(pending, existing)
+        aggregates.update(self.load_missing(fresh, aggregates))
         for item in fresh:
             self.outcomes[item.index] = self.record(item, aggregates)
         try:
@@ -307,10 +361,55 @@ class Group:
             self.outcomes[item.index] = self.repeat_of(item)
         return cast(list[Outcome], self.outcomes)
 
-    def split_replays(self, pending: list[Pending]) -> tuple[list[Pending], list[Pending]]:
-        existing = self.desk.existing(
-            [(item.source, item.movement.movement_id) for item in pending]
+    def read(
+        self, pending: list[Pending]
+    ) -> tuple[dict[UUID, object], dict[tuple[str, str], tuple[bytes, bytes]]]:
+        """Everything the group needs, in one round trip: the program revision, the
+        idempotency records already held, and the cards with (for the cards already
+        cached) their customers, accounts and budgets, all brought up to date."""
+        desk = self.desk
+        for item in pending:
+            card_id = ids.card_id(item.movement.card)
+            self.requested.add(card_id)
+            card = desk.cache.peek(card_id)
+            if isinstance(card, Card):
+                self.requested.update(self.streams_of(item, card))
+        keys = [(item.source, item.movement.movement_id) for item in pending]
+        found, (revision_rows, key_rows) = desk.cache.fetch_along(
+            self.requested,
+            [desk.program.revision_statement, desk.existing_statement(keys)],
         )
+        ((revision,),) = revision_rows
+        if self.check_revision and revision != self.program.revision:
+            raise ProgramChanged(revision)
+        existing = {(s, m): (bytes(d), bytes(r)) for s, m, d, r in key_rows}
+        return dict(found), existing
+
+    def streams_of(self, item: Pending, card: Card) -> set[UUID]:
+        """The streams a movement on ``card`` reads besides the card itself."""
+        return {
+            card.customer_id,
+            ids.account_id(item.campaign.id, card.customer_id),
+            *self.program.budgets.get(item.campaign.id, ()),
+        }
+
+    def load_missing(
+        self, fresh: list[Pending], aggregates: dict[UUID, object]
+    ) -> dict[UUID, object]:
+        """The streams of cards that were not cached (or changed customer): a second read."""
+        wanted: set[UUID] = set()
+        for item in fresh:
+            card = aggregates.get(ids.card_id(item.movement.card))
+            if isinstance(card, Card):
+                wanted.update(self.streams_of(item, card) - self.requested)
+        if not wanted:
+            return {}
+        self.requested.update(wanted)
+        return dict(self.desk.cache.fetch(wanted))
+
+    def split_replays(
+        self, pending: list[Pending], existing: dict[tuple[str, str], tuple[bytes, bytes]]
+    ) -> tuple[list[Pending], list[Pending]]:
         fresh, repeats, seen = [], [], set()
         for item in pending:
             key = (item.source, item.movement.movement_id)
@@ -329,26 +428,11 @@ class Group:
         key = (item.source, item.movement.movement_id)
         first = self.accepted.get(key)
         if first is None:
-            return self.desk.record_alone(item)
+            return self.desk.record_alone(item, self.program)
         earlier = self.items[first]
         outcome = self.outcomes[first]
         assert isinstance(earlier, Pending) and isinstance(outcome, Recorded)
         return replay(item, earlier.digest, outcome.body)
-
-    def load(self, fresh: list[Pending]) -> dict[UUID, object]:
-        cache = self.desk.cache
-        cards = cache.fetch({ids.card_id(item.movement.card) for item in fresh})
-        wanted: set[UUID] = set()
-        for item in fresh:
-            card = cards.get(ids.card_id(item.movement.card))
-            if isinstance(card, Card):
-                wanted.add(card.customer_id)
-                wanted.add(ids.account_id(item.campaign.id, card.customer_id))
-                for promotion in self.program.promotions.get(item.campaign.id, ()):
-                    if any(v.terms.has_budget for v in promotion.versions):
-                        wanted.add(ids.budget_id(promotion.id))
-        found = cache.fetch(wanted)
-        return {**cards, **found}
 
     def record(self, item: Pending, aggregates: dict[UUID, object]) -> Outcome:
         movement = item.movement

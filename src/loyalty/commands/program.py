@@ -14,7 +14,7 @@ from uuid import UUID
 
 from psycopg.sql import SQL, Identifier
 
-from loyalty.commands.ledger import Ledger
+from loyalty.commands.ledger import Ledger, Statement
 from loyalty.domain import ids
 from loyalty.domain.campaign import Campaign, CampaignView, campaign_for
 from loyalty.domain.cluster import Cluster
@@ -34,6 +34,8 @@ class Program:
     clusters: dict[str, Cluster] = field(default_factory=dict)
     terminal_keys: dict[str, str] = field(default_factory=dict)
     views: tuple[CampaignView, ...] = ()
+    budgets: dict[UUID, tuple[UUID, ...]] = field(default_factory=dict)
+    """The budget streams of each campaign's promotions that have a budget."""
 
     @classmethod
     def of(cls, revision: int, aggregates: list[object]) -> Program:
@@ -53,6 +55,14 @@ class Program:
             views=tuple(
                 CampaignView(id=c.id, code=c.code, terms=c.terms) for c in campaigns.values()
             ),
+            budgets={
+                campaign_id: tuple(
+                    ids.budget_id(p.id)
+                    for p in in_campaign
+                    if any(v.terms.has_budget for v in p.versions)
+                )
+                for campaign_id, in_campaign in promotions.items()
+            },
         )
 
     def location(self, terminal: str) -> Location:
@@ -104,7 +114,21 @@ class ProgramCache:
         self._lock = threading.Lock()
 
     def current(self) -> Program:
+        """The latest snapshot (one query for the revision; a reload when it moved)."""
         (revision,) = self.ledger.query(self._revision)[0]
+        return self.at_revision(revision)
+
+    def loaded(self) -> Program:
+        """The snapshot last loaded, without asking the database (loaded once if never)."""
+        return self._program if self._program.revision >= 0 else self.current()
+
+    @property
+    def revision_statement(self) -> Statement:
+        """The read whose one row holds the current revision (to pipeline with others)."""
+        return self._revision, ()
+
+    def at_revision(self, revision: int) -> Program:
+        """The snapshot of ``revision``, reloaded unless it is the one held."""
         if revision != self._program.revision:
             with self._lock:
                 if revision != self._program.revision:

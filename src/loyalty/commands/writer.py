@@ -19,7 +19,7 @@ from typing import Any
 
 from loyalty.commands.movements import MovementDesk, Outcome
 from loyalty.commands.schemas import CardView, PostMovement
-from loyalty.domain.errors import AuthenticationFailed, LoyaltyError, TerminalMismatch
+from loyalty.domain.errors import AuthenticationFailed, LoyaltyError
 
 log = logging.getLogger(__name__)
 
@@ -106,26 +106,23 @@ class GroupCommitWriter:
             return [error] * len(tickets)
 
     def handle(self, jobs: list[Job]) -> list[Outcome | CardView]:
-        program = self.desk.program.current()
         results: list[Any] = [None] * len(jobs)
-        posts: list[tuple[int, PostMovement]] = []
-        for index, job in enumerate(jobs):
-            terminal = program.terminal_keys.get(job.key_digest)
-            if terminal is None:
-                results[index] = AuthenticationFailed("unknown or revoked terminal key")
-            elif isinstance(job, PostJob) and job.command.terminal != terminal:
-                results[index] = TerminalMismatch(
-                    f"this key belongs to terminal {terminal!r}; it cannot post for "
-                    f"{job.command.terminal!r}"
-                )
-            elif isinstance(job, PostJob):
-                posts.append((index, job.command))
-        outcomes = self.desk.post([command for _, command in posts])
+        posts = [(index, job) for index, job in enumerate(jobs) if isinstance(job, PostJob)]
+        outcomes = self.desk.post(
+            [job.command for _, job in posts], [job.key_digest for _, job in posts]
+        )
         for (index, _), outcome in zip(posts, outcomes, strict=True):
             results[index] = outcome
-        for index, job in enumerate(jobs):
-            if isinstance(job, CardJob) and results[index] is None:
-                results[index] = self.card(job, program.terminal_keys[job.key_digest])
+        reads = [(index, job) for index, job in enumerate(jobs) if isinstance(job, CardJob)]
+        if reads:
+            program = self.desk.program.current()
+            for index, job in reads:
+                terminal = program.terminal_keys.get(job.key_digest)
+                results[index] = (
+                    self.card(job, terminal)
+                    if terminal is not None
+                    else AuthenticationFailed("unknown or revoked terminal key")
+                )
         return results
 
     def card(self, job: CardJob, terminal: str) -> CardView | LoyaltyError:

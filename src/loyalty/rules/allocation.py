@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from fractions import Fraction
-from math import floor
+from math import lcm
 
 
 def allocate(total: int, weights: Sequence[Decimal]) -> tuple[int, ...]:
@@ -20,21 +19,34 @@ def allocate(total: int, weights: Sequence[Decimal]) -> tuple[int, ...]:
     """
     if not weights:
         return ()
-    weight_sum = sum(weights, Decimal(0))
-    if weight_sum <= 0:
+    units = whole_units(weights)
+    unit_sum = sum(units)
+    if unit_sum <= 0:
         return (total, *([0] * (len(weights) - 1)))
-    shares = [Fraction(total) * Fraction(w) / Fraction(weight_sum) for w in weights]
-    parts = [floor(share) for share in shares]
+    parts, leftovers = [], []
+    for index, unit in enumerate(units):
+        part, leftover = divmod(total * unit, unit_sum)
+        parts.append(part)
+        leftovers.append((-leftover, index))
     remainder = total - sum(parts)
-    by_fraction = sorted(range(len(shares)), key=lambda i: (-(shares[i] - parts[i]), i))
-    for index in by_fraction[:remainder]:
-        parts[index] += 1
+    if remainder:
+        for _, index in sorted(leftovers)[:remainder]:
+            parts[index] += 1
     return tuple(parts)
+
+
+def whole_units(weights: Sequence[Decimal]) -> list[int]:
+    """The weights as integers in one common unit (exactly: 1.5 and 0.25 give 6 and 1)."""
+    ratios = [w.as_integer_ratio() for w in weights]
+    common = lcm(*(d for _, d in ratios))
+    return [n * (common // d) for n, d in ratios]
 
 
 def reversed_share(
     allocated: int, quantity: Decimal, returned_before: Decimal, returned_after: Decimal
 ) -> int:
     """Units of ``allocated`` that returning up to ``returned_after`` of ``quantity`` gives back."""
-    per_unit = Fraction(allocated) / Fraction(quantity)
-    return floor(per_unit * Fraction(returned_after)) - floor(per_unit * Fraction(returned_before))
+    qn, qd = quantity.as_integer_ratio()
+    an, ad = returned_after.as_integer_ratio()
+    bn, bd = returned_before.as_integer_ratio()
+    return (allocated * qd * an) // (qn * ad) - (allocated * qd * bn) // (qn * bd)
