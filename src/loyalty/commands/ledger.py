@@ -17,7 +17,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 from psycopg.sql import SQL, Identifier
 
-from loyalty.adapters.eventstore import LedgerRecorder
+from loyalty.adapters.eventstore import LedgerRecorder, MovementKey
 from loyalty.settings import Settings
 
 Statement = tuple[Any, Sequence[Any]]
@@ -57,6 +57,18 @@ class Ledger(Application[UUID]):
             " ON e.originator_id = k.id AND e.originator_version > k.version"
             " ORDER BY e.originator_id, e.originator_version"
         ).format(schema)
+
+    def record_movements(
+        self, aggregates: Iterable[Aggregate], movement_keys: Sequence[MovementKey]
+    ) -> None:
+        """Saves the aggregates of a group of movements with their idempotency records.
+
+        The lean twin of :meth:`Application.save` for the hot path (no snapshots, no
+        repository cache, no program streams): one statement, one round trip.
+        """
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        stored = [self.mapper.to_stored_event(event) for event in events]
+        self.ledger_recorder.append_movements(stored, movement_keys)
 
     def query(self, statement: Any, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         """Runs one read statement on the event store's pool; returns its rows as tuples."""

@@ -351,7 +351,7 @@ class Group:
             self.outcomes[item.index] = self.record(item, aggregates)
         try:
             if self.touched:
-                self.desk.ledger.save(*self.touched.values(), movement_keys=self.keys)  # type: ignore[arg-type]
+                self.desk.ledger.record_movements(self.touched.values(), self.keys)  # type: ignore[arg-type]
         except Exception:
             self.desk.cache.forget(self.touched)
             raise
