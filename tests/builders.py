@@ -20,10 +20,13 @@ from loyalty.commands.apply import (
     TerminalKeySpec,
 )
 from loyalty.commands.schemas import PostMovement
-from loyalty.domain.campaign import CampaignTerms
-from loyalty.domain.movement import Line, MovementType
+from loyalty.domain import ids
+from loyalty.domain.account import Account
+from loyalty.domain.campaign import CampaignTerms, CampaignView
+from loyalty.domain.movement import Line, Location, Movement, MovementType
 from loyalty.domain.network import NodeKind
-from loyalty.domain.promotion import PointsPerAmount, PromotionTerms
+from loyalty.domain.promotion import Benefit, PointsPerAmount, PromotionTerms, PromotionVersion
+from loyalty.rules.engine import PromotionInForce
 
 START = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 
@@ -164,3 +167,62 @@ def as_json(command: PostMovement) -> dict[str, Any]:
 class Posted:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
+
+
+# Pure builders for the domain and rule-engine tests: no I/O, no application.
+
+AT = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)
+"""A Wednesday: 12:00 on the wall clock of the default store, in Europe/Rome."""
+
+
+def store_location(*path: str, timezone: str = "Europe/Rome") -> Location:
+    """Where a movement happens: node codes from the root down to the terminal."""
+    path = path or ("chain", "north", "s1", "t1")
+    return Location(
+        terminal_id=ids.node_id(path[-1]),
+        store_id=ids.node_id(path[-2]),
+        path=path,
+        timezone=timezone,
+    )
+
+
+def movement(
+    movement_id: str,
+    *lines: Line,
+    type: MovementType = MovementType.PURCHASE,
+    at: datetime = AT,
+    **extra: Any,
+) -> Movement:
+    """A movement as the engine sees it; its amount is the sum of its lines unless given."""
+    extra.setdefault("amount", sum((item.amount for item in lines), Decimal(0)))
+    extra.setdefault("currency", "EUR")
+    extra.setdefault("location", store_location())
+    return Movement(
+        movement_id=movement_id, type=type, card="C1", occurred_at=at, lines=lines, **extra
+    )
+
+
+def campaign_view(*nodes: str, credits: bool = True, **terms: Any) -> CampaignView:
+    terms.setdefault("starts_on", date(2026, 1, 1))
+    return CampaignView(
+        id=ids.campaign_id("club"),
+        code="club",
+        terms=CampaignTerms(name="Club", nodes=nodes or ("chain",), credits=credits, **terms),
+    )
+
+
+def in_force(code: str, *benefits: Benefit, version: int = 1, **terms: Any) -> PromotionInForce:
+    """Version ``version`` of promotion ``code``, in force since well before :data:`AT`."""
+    return PromotionInForce(
+        id=ids.promotion_id(code),
+        code=code,
+        version=PromotionVersion(
+            number=version,
+            effective_from=AT - timedelta(days=30),
+            terms=PromotionTerms(name=code, benefits=benefits, **terms),
+        ),
+    )
+
+
+def new_account(card: str = "C1") -> Account:
+    return Account(campaign_id=ids.campaign_id("club"), customer_id=ids.customer_id_for_card(card))

@@ -151,8 +151,10 @@ def check_movement(movement: Movement) -> None:
         raise InvalidMovement("movement_id must not be empty", field="movement_id")
     if movement.occurred_at.tzinfo is None:
         raise InvalidMovement("occurred_at needs a UTC offset", field="occurred_at")
-    if movement.amount < 0 or not movement.amount.is_finite():
+    if not movement.amount.is_finite() or movement.amount < 0:
         raise InvalidMovement("amount must not be negative", field="amount")
+    if not has_cents_at_most(movement.credits):
+        raise InvalidMovement("credits must be a finite amount to the cent", field="credits")
     for index, line in enumerate(movement.lines):
         check_line(line, index)
     if movement.type is MovementType.PRIZE_REDEMPTION:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from eventsourcing.domain import Aggregate, event
@@ -120,6 +121,8 @@ class Network(Aggregate):
         self.check_placement(kind, self.node(parent))
         if kind is NodeKind.STORE and not timezone:
             raise InvalidNetworkPlacement(f"store {code!r} needs a time zone", node=code)
+        if timezone is not None:
+            check_timezone(code, timezone)
         self._add(code=code, name=name, kind=kind, parent=parent, timezone=timezone)
 
     @event(NodeAdded)
@@ -178,6 +181,7 @@ class Network(Aggregate):
         node = self.node(code)
         if node.kind is not NodeKind.STORE:
             raise InvalidNetworkPlacement("only stores have a time zone", node=code)
+        check_timezone(code, timezone)
         if node.timezone != timezone:
             self._change_timezone(code=code, timezone=timezone)
 
@@ -251,3 +255,13 @@ class Network(Aggregate):
             for node in self.nodes.values()
             for digest in node.key_digests.values()
         }
+
+
+def check_timezone(code: str, timezone: str) -> None:
+    """Refuses a zone the rule engine could not read the store's clock in."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidNetworkPlacement(
+            f"{timezone!r} is not a known time zone (store {code!r})", node=code
+        ) from None
