@@ -14,6 +14,7 @@ from importlib.resources.abc import Traversable
 import msgspec
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from loyalty.domain.errors import LoyaltyError
 
@@ -56,7 +57,7 @@ def apply_migrations(conninfo: str, schema: str) -> list[str]:
     return applied
 
 
-def prepare(conn: psycopg.Connection[object], schema: str) -> None:
+def prepare(conn: psycopg.Connection[TupleRow], schema: str) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -69,7 +70,7 @@ def prepare(conn: psycopg.Connection[object], schema: str) -> None:
         )
 
 
-def apply_one(conn: psycopg.Connection[object], schema: str, migration: Migration) -> bool:
+def apply_one(conn: psycopg.Connection[TupleRow], schema: str, migration: Migration) -> bool:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         row = conn.execute(

@@ -37,7 +37,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
 
     return Litestar(
         route_handlers=[TerminalController, health],
-        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=HANDLERS,
         on_startup=[start],
         on_shutdown=[stop],
         state=State(),

@@ -7,7 +7,9 @@ import logging
 
 import msgspec
 from litestar import Request, Response
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
 
 from loyalty.domain.errors import LoyaltyError
 
@@ -40,13 +42,13 @@ def problem(status: int, code: str, detail: str, field: str | None = None) -> Re
     )
 
 
-def loyalty_error(_: Request[object, object, object], error: LoyaltyError) -> Response[Problem]:
+def loyalty_error(_: Request[object, object, State], error: LoyaltyError) -> Response[Problem]:
     field = error.context.get("field")
     return problem(error.status, error.code, error.message, str(field) if field else None)
 
 
 def validation_error(
-    _: Request[object, object, object], error: ValidationException
+    _: Request[object, object, State], error: ValidationException
 ) -> Response[Problem]:
     detail = str(error.detail)
     extra = error.extra if isinstance(error.extra, list) else []
@@ -60,7 +62,7 @@ def validation_error(
     return problem(422, "invalid_field", text, keys[0] if keys else None)
 
 
-def http_error(_: Request[object, object, object], error: HTTPException) -> Response[Problem]:
+def http_error(_: Request[object, object, State], error: HTTPException) -> Response[Problem]:
     if "malformed" in str(error.detail).lower():
         return problem(400, "malformed_json", "the body is not valid JSON")
     code = {
@@ -73,12 +75,12 @@ def http_error(_: Request[object, object, object], error: HTTPException) -> Resp
     return problem(error.status_code, code, str(error.detail))
 
 
-def internal_error(_: Request[object, object, object], error: Exception) -> Response[Problem]:
+def internal_error(_: Request[object, object, State], error: Exception) -> Response[Problem]:
     log.error("unhandled %s", type(error).__name__, exc_info=error)
     return problem(500, "internal_error", "the server failed; the request was not recorded")
 
 
-HANDLERS = {
+HANDLERS: ExceptionHandlersMap = {
     LoyaltyError: loyalty_error,
     ValidationException: validation_error,
     HTTPException: http_error,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -66,7 +66,7 @@ def writer_of(state: State) -> GroupCommitWriter:
 
 class TerminalController(Controller):
     path = "/api/v1/terminal"
-    tags: ClassVar[list[str]] = ["Terminal"]
+    tags = ("Terminal",)
 
     @post(
         "/movements",

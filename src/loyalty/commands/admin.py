@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 
 from loyalty.commands.apply import key_digest
 from loyalty.commands.ledger import Ledger
@@ -17,7 +18,7 @@ from loyalty.domain.network import Network
 
 def load_card(ledger: Ledger, code: str) -> Card:
     try:
-        card = ledger.repository.get(ids.card_id(code))
+        card: Aggregate = ledger.repository.get(ids.card_id(code))
     except AggregateNotFoundError:
         raise UnknownCard(f"no card has the code {code!r}", card=code) from None
     assert isinstance(card, Card)
@@ -41,15 +42,15 @@ def replace_card(ledger: Ledger, old_code: str, new_code: str) -> None:
     old = load_card(ledger, old_code)
     new = Card.issue(new_code, old.customer_id)
     old.replace_with(new)
-    to_save: list[object] = [old, new]
+    to_save: list[Aggregate] = [old, new]
     try:
-        customer = ledger.repository.get(old.customer_id)
+        customer: Aggregate | None = ledger.repository.get(old.customer_id)
     except AggregateNotFoundError:
         customer = None
     if isinstance(customer, Customer):
         customer.attach_card(new_code)
         to_save.append(customer)
-    ledger.save(*to_save)  # type: ignore[arg-type]
+    ledger.save(*to_save)
 
 
 def register_card(ledger: Ledger, code: str, profile: Profile, signed_up_on: date) -> Customer:
@@ -63,7 +64,7 @@ def register_card(ledger: Ledger, code: str, profile: Profile, signed_up_on: dat
 
 
 def issue_terminal_key(ledger: Ledger, terminal: str, key: str) -> None:
-    network = ledger.repository.get(ids.NETWORK_ID)
+    network: Aggregate = ledger.repository.get(ids.NETWORK_ID)
     assert isinstance(network, Network)
     digest = key_digest(key)
     network.issue_terminal_key(terminal, digest[:12], digest)

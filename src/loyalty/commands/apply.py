@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 from uuid import UUID
 
 import msgspec
@@ -35,10 +35,10 @@ from loyalty.domain.promotion import (
     PromotionTerms,
 )
 
-_STRUCT: dict[str, Any] = {"frozen": True, "kw_only": True, "forbid_unknown_fields": True}
+AggregateT = TypeVar("AggregateT", bound=Aggregate)
 
 
-class TerminalKeySpec(msgspec.Struct, **_STRUCT):
+class TerminalKeySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A terminal's API key: the secret itself (hashed on apply; for demos and tests)
     or, for production files, only its SHA-256 hex digest."""
 
@@ -53,7 +53,7 @@ class TerminalKeySpec(msgspec.Struct, **_STRUCT):
         raise InvalidProgram("a terminal key needs key or sha256")
 
 
-class NodeSpec(msgspec.Struct, **_STRUCT):
+class NodeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     code: str
     name: str
     kind: NodeKind
@@ -63,28 +63,28 @@ class NodeSpec(msgspec.Struct, **_STRUCT):
     api_keys: tuple[TerminalKeySpec, ...] = ()
 
 
-class NetworkSpec(msgspec.Struct, **_STRUCT):
+class NetworkSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     code: str
     name: str
 
 
-class CampaignSpec(msgspec.Struct, **_STRUCT):
+class CampaignSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     code: str
     terms: CampaignTerms
 
 
-class PromotionSpec(msgspec.Struct, **_STRUCT):
+class PromotionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     code: str
     campaign: str
     terms: PromotionTerms
 
 
-class ClusterSpec(msgspec.Struct, **_STRUCT):
+class ClusterSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     code: str
     terms: ClusterTerms
 
 
-class CustomerSpec(msgspec.Struct, **_STRUCT):
+class CustomerSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A registered customer, known by the first of their cards."""
 
     cards: tuple[str, ...]
@@ -92,7 +92,7 @@ class CustomerSpec(msgspec.Struct, **_STRUCT):
     signed_up_on: date
 
 
-class CardRange(msgspec.Struct, **_STRUCT):
+class CardRange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Anonymous cards ``prefix`` + numbers ``first``..``last``, zero-padded to ``width``."""
 
     prefix: str
@@ -104,7 +104,7 @@ class CardRange(msgspec.Struct, **_STRUCT):
         return [f"{self.prefix}{n:0{self.width}d}" for n in range(self.first, self.last + 1)]
 
 
-class ProgramFile(msgspec.Struct, **_STRUCT):
+class ProgramFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     network: NetworkSpec
     nodes: tuple[NodeSpec, ...] = ()
     clusters: tuple[ClusterSpec, ...] = ()
@@ -147,19 +147,19 @@ class ProgramApplier:
         now = self.clock()
         changes = Changes(self.ledger)
         network = self.apply_network(program, changes)
-        for spec in program.clusters:
-            self.apply_cluster(spec, changes, now)
-        for spec in program.campaigns:
-            self.apply_campaign(spec, network, changes)
-        for spec in program.promotions:
-            self.apply_promotion(spec, program, changes, now)
+        for cluster in program.clusters:
+            self.apply_cluster(cluster, changes, now)
+        for campaign in program.campaigns:
+            self.apply_campaign(campaign, network, changes)
+        for promotion in program.promotions:
+            self.apply_promotion(promotion, program, changes, now)
         anonymous = [*program.cards, *(c for r in program.card_ranges for c in r.codes())]
         changes.preload(
             ids.card_id(code)
             for code in [*anonymous, *(c for s in program.customers for c in s.cards)]
         )
-        for spec in program.customers:
-            self.apply_customer(spec, changes)
+        for customer in program.customers:
+            self.apply_customer(customer, changes)
         for code in anonymous:
             if changes.get(Card, ids.card_id(code)) is None:
                 changes.add(Card.issue(code))
@@ -308,7 +308,7 @@ class Changes:
         self.loaded: dict[UUID, Aggregate | None] = {}
         self.new: list[Aggregate] = []
 
-    def get(self, kind: type[Any], aggregate_id: UUID) -> Any:
+    def get(self, kind: type[AggregateT], aggregate_id: UUID) -> AggregateT | None:
         if aggregate_id not in self.loaded:
             try:
                 self.loaded[aggregate_id] = self.ledger.repository.get(aggregate_id)

@@ -20,7 +20,7 @@ from psycopg.sql import SQL, Identifier
 from loyalty.adapters.eventstore import LedgerRecorder, MovementKey
 from loyalty.settings import Settings
 
-Statement = tuple[Any, Sequence[Any]]
+Statement = tuple[Any, Sequence[Any] | dict[str, Any]]
 
 
 def ledger_env(settings: Settings) -> dict[str, str]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from psycopg.sql import SQL, Identifier
 
 from loyalty.commands.ledger import Ledger, Statement
@@ -38,7 +40,7 @@ class Program:
     """The budget streams of each campaign's promotions that have a budget."""
 
     @classmethod
-    def of(cls, revision: int, aggregates: list[object]) -> Program:
+    def of(cls, revision: int, aggregates: Sequence[Aggregate]) -> Program:
         network = next((a for a in aggregates if isinstance(a, Network)), None)
         campaigns = {a.id: a for a in aggregates if isinstance(a, Campaign)}
         promotions: dict[UUID, list[Promotion]] = defaultdict(list)

@@ -30,73 +30,169 @@ from loyalty.domain.card import CardStatus
 from loyalty.domain.errors import InvalidProgram
 from loyalty.domain.versioning import Version, check_effective_from, version_in_force
 
-_STRUCT = {"frozen": True, "kw_only": True, "forbid_unknown_fields": True}
 
-
-class AllOf(msgspec.Struct, tag="all", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class AllOf(
+    msgspec.Struct,
+    tag="all",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     of: tuple[Criterion, ...]
 
 
-class AnyOf(msgspec.Struct, tag="any", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class AnyOf(
+    msgspec.Struct,
+    tag="any",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     of: tuple[Criterion, ...]
 
 
-class Not(msgspec.Struct, tag="not", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class Not(
+    msgspec.Struct,
+    tag="not",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     criterion: Criterion
 
 
-class Age(msgspec.Struct, tag="age", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class Age(
+    msgspec.Struct,
+    tag="age",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """Age in whole years on the movement's local date; bounds inclusive."""
 
     min: int | None = None
     max: int | None = None
 
 
-class Gender(msgspec.Struct, tag="gender", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class Gender(
+    msgspec.Struct,
+    tag="gender",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     values: tuple[str, ...]
 
 
-class City(msgspec.Struct, tag="city", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class City(
+    msgspec.Struct,
+    tag="city",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """Case-insensitive match on the profile's city."""
 
     values: tuple[str, ...]
 
 
-class PostalCode(msgspec.Struct, tag="postal_code", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class PostalCode(
+    msgspec.Struct,
+    tag="postal_code",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     prefixes: tuple[str, ...]
 
 
-class Signup(msgspec.Struct, tag="signup", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class Signup(
+    msgspec.Struct,
+    tag="signup",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     on_or_after: date | None = None
     on_or_before: date | None = None
 
 
-class CardStatusIs(msgspec.Struct, tag="card_status", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class CardStatusIs(
+    msgspec.Struct,
+    tag="card_status",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     values: tuple[CardStatus, ...]
 
 
-class Registered(msgspec.Struct, tag="registered", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class Registered(
+    msgspec.Struct,
+    tag="registered",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     value: bool = True
 
 
-class TotalSpend(msgspec.Struct, tag="total_spend", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class TotalSpend(
+    msgspec.Struct,
+    tag="total_spend",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     min: Decimal | None = None
     max: Decimal | None = None
 
 
-class PurchaseCount(msgspec.Struct, tag="purchase_count", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class PurchaseCount(
+    msgspec.Struct,
+    tag="purchase_count",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     min: int | None = None
     max: int | None = None
 
 
-class LastPurchase(msgspec.Struct, tag="last_purchase", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class LastPurchase(
+    msgspec.Struct,
+    tag="last_purchase",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """Last purchase ``within_days`` of the movement (or not, with ``not_within_days``)."""
 
     within_days: int | None = None
     not_within_days: int | None = None
 
 
-class SpendInLastDays(msgspec.Struct, tag="spend_in_last_days", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class SpendInLastDays(
+    msgspec.Struct,
+    tag="spend_in_last_days",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """Spend on the days ``(movement date - days, movement date]``, before this movement."""
 
     days: int
@@ -122,7 +218,7 @@ Criterion = (
 )
 
 
-class ClusterTerms(msgspec.Struct, **_STRUCT):  # type: ignore[call-arg]
+class ClusterTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
     criteria: Criterion
 

@@ -22,8 +22,6 @@ from loyalty.domain.errors import InvalidProgram
 from loyalty.domain.movement import MovementType
 from loyalty.domain.versioning import Version, check_effective_from, version_in_force
 
-_STRUCT = {"frozen": True, "kw_only": True, "forbid_unknown_fields": True}
-
 
 class Rounding(StrEnum):
     FLOOR = "floor"
@@ -39,11 +37,25 @@ class Period(StrEnum):
     EVER = "ever"
 
 
-class FixedPoints(msgspec.Struct, tag="fixed_points", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class FixedPoints(
+    msgspec.Struct,
+    tag="fixed_points",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     points: int
 
 
-class PointsPerAmount(msgspec.Struct, tag="points_per_amount", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class PointsPerAmount(
+    msgspec.Struct,
+    tag="points_per_amount",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """``points`` for every ``per`` of eligible spend, rounded once on the movement total."""
 
     points: int = 1
@@ -53,7 +65,14 @@ class PointsPerAmount(msgspec.Struct, tag="points_per_amount", tag_field="kind",
     departments: tuple[str, ...] = ()
 
 
-class PointsPerUnit(msgspec.Struct, tag="points_per_unit", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class PointsPerUnit(
+    msgspec.Struct,
+    tag="points_per_unit",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """``points`` for every whole unit bought of the named products or departments."""
 
     points: int
@@ -61,23 +80,51 @@ class PointsPerUnit(msgspec.Struct, tag="points_per_unit", tag_field="kind", **_
     departments: tuple[str, ...] = ()
 
 
-class Multiplier(msgspec.Struct, tag="multiplier", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class Multiplier(
+    msgspec.Struct,
+    tag="multiplier",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """Multiplies the points the other promotions of the movement earned (floor)."""
 
     factor: Decimal
 
 
-class FixedCredits(msgspec.Struct, tag="fixed_credits", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class FixedCredits(
+    msgspec.Struct,
+    tag="fixed_credits",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     amount: Decimal
 
 
-class PercentCredits(msgspec.Struct, tag="percent_credits", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class PercentCredits(
+    msgspec.Struct,
+    tag="percent_credits",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     percent: Decimal
     skus: tuple[str, ...] = ()
     departments: tuple[str, ...] = ()
 
 
-class PercentDiscount(msgspec.Struct, tag="percent_discount", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class PercentDiscount(
+    msgspec.Struct,
+    tag="percent_discount",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """A discount the till applies: ``percent`` of the eligible lines, to the cent (half up)."""
 
     percent: Decimal
@@ -85,11 +132,25 @@ class PercentDiscount(msgspec.Struct, tag="percent_discount", tag_field="kind", 
     departments: tuple[str, ...] = ()
 
 
-class FixedDiscount(msgspec.Struct, tag="fixed_discount", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class FixedDiscount(
+    msgspec.Struct,
+    tag="fixed_discount",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     amount: Decimal
 
 
-class PrizeAward(msgspec.Struct, tag="prize", tag_field="kind", **_STRUCT):  # type: ignore[call-arg]
+class PrizeAward(
+    msgspec.Struct,
+    tag="prize",
+    tag_field="kind",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     prize: str
     quantity: int = 1
 
@@ -107,14 +168,14 @@ Benefit = (
 )
 
 
-class HourRange(msgspec.Struct, **_STRUCT):  # type: ignore[call-arg]
+class HourRange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Local time of day, ``start`` included, ``end`` excluded; an ``end`` of 00:00 is midnight."""
 
     start: time
     end: time
 
 
-class When(msgspec.Struct, **_STRUCT):  # type: ignore[call-arg]
+class When(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Local dates (inclusive), ISO weekdays (1 = Monday) and hours, in the store's zone."""
 
     starts_on: date | None = None
@@ -123,31 +184,31 @@ class When(msgspec.Struct, **_STRUCT):  # type: ignore[call-arg]
     hours: tuple[HourRange, ...] = ()
 
 
-class Where(msgspec.Struct, **_STRUCT):  # type: ignore[call-arg]
+class Where(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Movement types, and network node codes (each covers its subtree; none = everywhere)."""
 
     movement_types: tuple[MovementType, ...] = (MovementType.PURCHASE,)
     nodes: tuple[str, ...] = ()
 
 
-class PeriodCap(msgspec.Struct, **_STRUCT):  # type: ignore[call-arg]
+class PeriodCap(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     period: Period
     points: int | None = None
     uses: int | None = None
 
 
-class BudgetCap(msgspec.Struct, **_STRUCT):  # type: ignore[call-arg]
+class BudgetCap(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     points: int | None = None
     uses: int | None = None
 
 
-class Caps(msgspec.Struct, **_STRUCT):  # type: ignore[call-arg]
+class Caps(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     per_movement_points: int | None = None
     per_customer: PeriodCap | None = None
     budget: BudgetCap | None = None
 
 
-class PromotionTerms(msgspec.Struct, **_STRUCT):  # type: ignore[call-arg]
+class PromotionTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One version of a promotion. ``cluster`` is WHO (a cluster code; none = everyone);
     ``min_spend`` is a threshold on the movement amount."""
 

@@ -25,7 +25,7 @@ from loyalty.domain.cluster import (
 )
 from loyalty.domain.customer import CustomerFacts
 
-N = TypeVar("N", int, Decimal)
+Ordered = TypeVar("Ordered", int, Decimal, date)
 
 
 class Behaviour(Protocol):
@@ -75,8 +75,8 @@ def matches(criterion: Criterion, facts: CustomerFacts, behaviour: Behaviour, da
     raise TypeError(f"unknown criterion {criterion!r}")
 
 
-def within(value: N | date, low: N | date | None, high: N | date | None) -> bool:
-    return (low is None or value >= low) and (high is None or value <= high)  # type: ignore[operator]
+def within(value: Ordered, low: Ordered | None, high: Ordered | None) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
 
 
 def folded(text: str | None) -> str | None:
