@@ -1,0 +1,180 @@
+"""Accounts: the balance and the behaviour the engine reads change only through movements."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from loyalty.domain import ids
+from loyalty.domain.account import Account
+from loyalty.domain.cluster import SpendInLastDays
+from loyalty.domain.customer import ANONYMOUS
+from loyalty.domain.errors import InsufficientPoints
+from loyalty.domain.movement import Derivation, Movement, MovementType, ReturnOf, UsageDelta
+from loyalty.rules.criteria import matches
+from tests.builders import line, movement, new_account
+
+DAY = date(2026, 6, 3)
+PROMO = ids.promotion_id("base")
+
+
+def derived(points: int = 0, credits: str = "0", **evidence: Any) -> Derivation:
+    evidence.setdefault("local_date", DAY)
+    return Derivation(
+        transactions=(), points_delta=points, credits_delta=Decimal(credits), **evidence
+    )
+
+
+def bought(movement_id: str, amount: str) -> Movement:
+    return movement(movement_id, line("A", amount))
+
+
+def returned(movement_id: str, amount: str) -> Movement:
+    return movement(
+        movement_id, line("A", amount), type=MovementType.RETURN, original_movement_id="m1"
+    )
+
+
+def test_an_account_belongs_to_one_customer_in_one_campaign() -> None:
+    account = new_account("C1")
+
+    assert account.id == ids.account_id(ids.campaign_id("club"), ids.customer_id_for_card("C1"))
+    assert (account.points, account.credits) == (0, Decimal(0))
+
+
+def test_a_recorded_movement_moves_the_balance_by_what_was_derived() -> None:
+    account = new_account()
+
+    account.record(bought("m1", "10.00"), derived(points=10, credits="0.50"))
+
+    assert (account.points, account.credits) == (10, Decimal("0.50"))
+
+
+def test_the_recorded_event_carries_the_movement_its_derivation_and_the_balance_after() -> None:
+    account = new_account()
+    account.record(bought("m1", "10.00"), derived(points=10))
+
+    account.record(bought("m2", "5.00"), derived(points=5))
+
+    event = account.collect_events()[-1]
+    assert isinstance(event, Account.MovementRecorded)
+    assert (event.movement.movement_id, event.derivation.points_delta) == ("m2", 5)
+    assert (event.points_after, event.credits_after) == (15, Decimal(0))
+
+
+def test_points_cannot_go_below_zero_and_nothing_is_recorded() -> None:
+    account = new_account()
+    account.record(bought("m1", "10.00"), derived(points=10))
+
+    with pytest.raises(InsufficientPoints):
+        account.record(movement("r1", type=MovementType.PRIZE_REDEMPTION), derived(points=-11))
+    assert (account.points, account.version) == (10, 2)
+
+
+def test_credits_cannot_go_below_zero_either() -> None:
+    account = new_account()
+    account.record(bought("m1", "10.00"), derived(credits="1.00"))
+
+    with pytest.raises(InsufficientPoints):
+        account.record(movement("a1", type=MovementType.ADJUSTMENT), derived(credits="-1.01"))
+    assert account.credits == Decimal("1.00")
+
+
+def test_spending_every_point_leaves_zero() -> None:
+    account = new_account()
+    account.record(bought("m1", "10.00"), derived(points=10))
+
+    account.record(movement("r1", type=MovementType.PRIZE_REDEMPTION), derived(points=-10))
+
+    assert account.points == 0
+
+
+def test_usage_against_caps_adds_up_per_promotion_and_period() -> None:
+    account = new_account()
+    june = UsageDelta(promotion_id=PROMO, period="2026-06", points=20, uses=1)
+
+    account.record(bought("m1", "10.00"), derived(points=20, usage=(june,)))
+    account.record(bought("m2", "10.00"), derived(points=20, usage=(june,)))
+
+    assert account.used(PROMO, "2026-06") == (40, 2)
+    assert account.used(PROMO, "2026-07") == (0, 0)
+
+
+def test_a_purchase_counts_as_spend_on_its_local_date() -> None:
+    account = new_account()
+
+    account.record(bought("m1", "12.50"), derived(local_date=DAY))
+
+    assert (account.total_spend, account.purchase_count) == (Decimal("12.50"), 1)
+    assert account.last_purchase_on == DAY
+    assert account.spend_between(DAY, DAY) == Decimal("12.50")
+    assert account.spend_between(DAY + timedelta(days=1), DAY + timedelta(days=9)) == 0
+
+
+def test_a_return_takes_its_amount_off_the_spend_but_not_off_the_purchase_count() -> None:
+    account = new_account()
+    account.record(bought("m1", "12.50"), derived())
+
+    account.record(returned("x1", "2.50"), derived(local_date=DAY + timedelta(days=1)))
+
+    assert (account.total_spend, account.purchase_count) == (Decimal("10.00"), 1)
+    assert account.spend_between(DAY, DAY + timedelta(days=1)) == Decimal("10.00")
+    assert account.last_purchase_on == DAY
+
+
+def test_a_late_recorded_older_purchase_does_not_move_the_last_purchase_back() -> None:
+    account = new_account()
+    account.record(bought("m1", "1.00"), derived(local_date=DAY))
+
+    account.record(bought("m0", "1.00"), derived(local_date=DAY - timedelta(days=5)))
+
+    assert account.last_purchase_on == DAY
+
+
+def test_movements_without_a_local_date_leave_the_spend_alone() -> None:
+    account = new_account()
+
+    account.record(bought("m1", "1.00"), derived(local_date=None))
+
+    assert (account.total_spend, account.purchase_count, account.last_purchase_on) == (0, 0, None)
+
+
+def test_non_purchases_are_not_spend() -> None:
+    account = new_account()
+
+    account.record(movement("g1", type=MovementType.REGISTRATION), derived(points=50))
+
+    assert (account.total_spend, account.purchase_count) == (0, 0)
+
+
+def test_daily_spend_older_than_a_leap_year_is_forgotten_but_the_total_stays() -> None:
+    account = new_account()
+    account.record(bought("m1", "5.00"), derived(local_date=DAY))
+
+    account.record(bought("m2", "7.00"), derived(local_date=DAY + timedelta(days=367)))
+
+    assert account.daily_spend == {DAY + timedelta(days=367): Decimal("7.00")}
+    assert account.total_spend == Decimal("12.00")
+
+
+def test_an_account_is_the_behaviour_cluster_criteria_read() -> None:
+    account = new_account()
+    account.record(bought("m1", "30.00"), derived(local_date=DAY - timedelta(days=6)))
+    account.record(bought("m2", "20.00"), derived(local_date=DAY))
+
+    assert matches(SpendInLastDays(days=7, min=Decimal("50.00")), ANONYMOUS, account, DAY)
+    assert not matches(SpendInLastDays(days=6, min=Decimal("50.00")), ANONYMOUS, account, DAY)
+
+
+def test_a_return_records_how_much_of_the_original_is_now_returned() -> None:
+    account = new_account()
+    given_back = ReturnOf(
+        terminal="t1", movement_id="m1", account_version=2, returned=(Decimal(1), Decimal(0))
+    )
+
+    account.record(returned("x1", "2.50"), derived(return_of=given_back))
+
+    assert account.returned == {("t1", "m1"): (Decimal(1), Decimal(0))}
