@@ -15,6 +15,8 @@ from loyalty.bootstrap import Services, build_services
 from loyalty.commands.admin import block_card, register_card, replace_card
 from loyalty.commands.movements import Recorded
 from loyalty.commands.schemas import Adjust, MovementReceipt
+from loyalty.domain import ids
+from loyalty.domain.account import Account
 from loyalty.domain.customer import Profile
 from loyalty.domain.errors import (
     CardBlocked,
@@ -29,8 +31,6 @@ from loyalty.domain.errors import (
     UnknownOriginalMovement,
 )
 from loyalty.domain.movement import MovementType
-from loyalty.domain.account import Account
-from loyalty.domain import ids
 from loyalty.domain.promotion import (
     BudgetCap,
     Caps,
@@ -107,7 +107,9 @@ def test_the_same_movement_id_with_another_body_is_a_conflict(chain: Services) -
     assert isinstance(outcome, IdempotencyConflict)
 
 
-def test_a_movement_twice_in_one_group_is_recorded_once(chain: Services, settings: Settings) -> None:
+def test_a_movement_twice_in_one_group_is_recorded_once(
+    chain: Services, settings: Settings
+) -> None:
     first, second, other = chain.desk.post(
         [purchase("r1"), purchase("r1"), purchase("r1", line("MILK", "3.00"))]
     )
@@ -116,6 +118,15 @@ def test_a_movement_twice_in_one_group_is_recorded_once(chain: Services, setting
     assert second == Recorded(200, first.body)
     assert isinstance(other, IdempotencyConflict)
     assert count(settings, "movement_keys") == 1
+
+
+def test_a_refused_movement_can_be_sent_again_corrected_in_the_same_group(
+    chain: Services,
+) -> None:
+    refused, corrected = chain.desk.post([purchase("r1", card="NOPE"), purchase("r1")])
+
+    assert isinstance(refused, UnknownCard)
+    assert isinstance(corrected, Recorded) and corrected.status == 201
 
 
 def test_one_bad_movement_does_not_spoil_its_group(chain: Services) -> None:
@@ -141,9 +152,7 @@ def test_an_unknown_terminal_is_refused(chain: Services) -> None:
 
 def test_a_closed_store_closes_its_terminals(chain: Services) -> None:
     nodes = chain_nodes()
-    closed = tuple(
-        msgspec.structs.replace(n, closed=True) if n.code == "s1" else n for n in nodes
-    )
+    closed = tuple(msgspec.structs.replace(n, closed=True) if n.code == "s1" else n for n in nodes)
     chain.applier.apply(program(nodes=closed))
 
     (outcome,) = chain.desk.post([purchase("r1", terminal="t1")])
@@ -197,9 +206,7 @@ def test_an_anonymous_card_keeps_its_balance_when_registered(chain: Services, cl
 def test_a_return_reverses_the_points_of_the_returned_lines(chain: Services) -> None:
     chain.desk.post([purchase("r1", line("WINE", "40.00", "2"), line("BREAD", "10.00"))])
 
-    (outcome,) = chain.desk.post(
-        [return_of("x1", "r1", line("WINE", "20.00", "1"))]
-    )
+    (outcome,) = chain.desk.post([return_of("x1", "r1", line("WINE", "20.00", "1"))])
 
     answer = receipt(outcome)
     assert [t.amount for t in answer.transactions] == [Decimal(-20)]
@@ -208,7 +215,10 @@ def test_a_return_reverses_the_points_of_the_returned_lines(chain: Services) -> 
 
 def test_a_return_in_the_same_group_as_its_purchase_finds_it(chain: Services) -> None:
     bought, returned = chain.desk.post(
-        [purchase("r1", line("WINE", "40.00", "2")), return_of("x1", "r1", line("WINE", "40.00", "2"))]
+        [
+            purchase("r1", line("WINE", "40.00", "2")),
+            return_of("x1", "r1", line("WINE", "40.00", "2")),
+        ]
     )
 
     assert receipt(bought).balance.points == 40
@@ -232,8 +242,13 @@ def test_a_prize_redemption_spends_points_but_never_below_zero(chain: Services) 
 
 def test_an_adjustment_corrects_a_balance_and_is_idempotent(chain: Services, clock: Clock) -> None:
     command = Adjust(
-        movement_id="adj-1", card="C1", campaign="club", points=25, reason="goodwill",
-        operator="anna", occurred_at=clock.now,
+        movement_id="adj-1",
+        card="C1",
+        campaign="club",
+        points=25,
+        reason="goodwill",
+        operator="anna",
+        occurred_at=clock.now,
     )
 
     first, again = chain.desk.adjust(command), chain.desk.adjust(command)
@@ -265,13 +280,16 @@ def test_a_budget_caps_a_promotion_across_customers(services: Services, clock: C
     assert [receipt(o).balance.points for o in outcomes] == [10, 10, 0]
 
 
-def test_concurrent_writers_never_double_spend(settings: Settings, services: Services, clock: Clock) -> None:
+def test_concurrent_writers_never_double_spend(
+    settings: Settings, services: Services, clock: Clock
+) -> None:
     services.applier.apply(program())
     clock.advance(hours=2)
     services.desk.post([purchase("r1", line("BREAD", "100.00"))])
     others = [build_services(settings, clock) for _ in range(3)]
     results: list[object] = []
     try:
+
         def spend(index: int, desk_services: Services) -> None:
             results.extend(desk_services.desk.post([redemption(f"p{index}", 40, terminal="t1")]))
 
@@ -312,7 +330,9 @@ def test_a_welcome_bonus_fires_once_per_customer(services: Services, clock: Cloc
     assert receipt(second).balance.points == 100
 
 
-def test_a_new_promotion_version_applies_from_its_effective_time_only(services: Services, clock: Clock) -> None:
+def test_a_new_promotion_version_applies_from_its_effective_time_only(
+    services: Services, clock: Clock
+) -> None:
     services.applier.apply(program())
     before = clock.now + timedelta(minutes=30)
     clock.advance(hours=2)
@@ -321,11 +341,53 @@ def test_a_new_promotion_version_applies_from_its_effective_time_only(services: 
     clock.advance(minutes=1)
 
     late, now = services.desk.post(
-        [purchase("late", line("BREAD", "10.00"), at=before), purchase("now", line("BREAD", "10.00"), card="C2", at=clock.now)]
+        [
+            purchase("late", line("BREAD", "10.00"), at=before),
+            purchase("now", line("BREAD", "10.00"), card="C2", at=clock.now),
+        ]
     )
 
-    assert [(t.amount, t.promotion_version) for t in receipt(late).transactions] == [(Decimal(10), 1)]
-    assert [(t.amount, t.promotion_version) for t in receipt(now).transactions] == [(Decimal(20), 2)]
+    assert [(t.amount, t.promotion_version) for t in receipt(late).transactions] == [
+        (Decimal(10), 1)
+    ]
+    assert [(t.amount, t.promotion_version) for t in receipt(now).transactions] == [
+        (Decimal(20), 2)
+    ]
+
+
+def test_a_program_change_made_by_another_process_applies_to_the_next_group(
+    settings: Settings, chain: Services, clock: Clock
+) -> None:
+    chain.desk.post([purchase("r1", line("BREAD", "10.00"))])
+    elsewhere = build_services(settings, clock)
+    try:
+        elsewhere.applier.apply(
+            program(promotions=(base_points(benefits=(PointsPerAmount(points=3),)),))
+        )
+    finally:
+        elsewhere.close()
+    clock.advance(minutes=1)
+
+    (outcome,) = chain.desk.post([purchase("r2", line("BREAD", "10.00"), at=clock.now)])
+
+    assert [(t.amount, t.promotion_version) for t in receipt(outcome).transactions] == [
+        (Decimal(30), 2)
+    ]
+
+
+def test_an_account_written_by_another_process_is_caught_up_before_deciding(
+    settings: Settings, chain: Services, clock: Clock
+) -> None:
+    chain.desk.post([purchase("r1", line("BREAD", "10.00"))])
+    elsewhere = build_services(settings, clock)
+    try:
+        elsewhere.desk.post([purchase("r2", line("BREAD", "10.00"))])
+    finally:
+        elsewhere.close()
+
+    (outcome,) = chain.desk.post([purchase("r3", line("BREAD", "10.00"))])
+
+    assert receipt(outcome).balance.points == 30
 
 
 def test_the_stored_event_records_the_promotion_versions_and_input_digest(chain: Services) -> None:
@@ -333,7 +395,9 @@ def test_the_stored_event_records_the_promotion_versions_and_input_digest(chain:
 
     account_id = ids.account_id(ids.campaign_id("club"), ids.customer_id_for_card("C1"))
     account = chain.ledger.repository.get(account_id)
-    (recorded,) = [e for e in chain.ledger.events.get(account_id) if isinstance(e, Account.MovementRecorded)]
+    (recorded,) = [
+        e for e in chain.ledger.events.get(account_id) if isinstance(e, Account.MovementRecorded)
+    ]
 
     assert isinstance(account, Account) and account.points == 10
     assert [(ref.id, ref.code, ref.version) for ref in recorded.derivation.fired] == [

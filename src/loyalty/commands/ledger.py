@@ -58,15 +58,13 @@ class Ledger(Application[UUID]):
             " ORDER BY e.originator_id, e.originator_version"
         ).format(schema)
 
-    def record_movements(
-        self, aggregates: Iterable[Aggregate], movement_keys: Sequence[MovementKey]
-    ) -> None:
-        """Saves the aggregates of a group of movements with their idempotency records.
+    def record_movements(self, events: Sequence[Any], movement_keys: Sequence[MovementKey]) -> None:
+        """Stores the events of a group of movements with their idempotency records.
 
         The lean twin of :meth:`Application.save` for the hot path (no snapshots, no
-        repository cache, no program streams): one statement, one round trip.
+        repository cache, no program streams): one statement, one round trip. The events
+        were collected from their aggregates by the caller.
         """
-        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         stored = [self.mapper.to_stored_event(event) for event in events]
         self.ledger_recorder.append_movements(stored, movement_keys)
 

@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 import msgspec
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from psycopg.sql import SQL, Identifier
 
@@ -225,12 +226,9 @@ class MovementDesk:
         program: Program,
         check_revision: bool = True,
     ) -> list[Outcome]:
-        for index, item in enumerate(items):
-            if isinstance(item, Pending):
-                item.index = index
         for _ in range(ATTEMPTS):
             try:
-                return Group(self, items, program, check_revision).run()
+                return Group(self, indexed(items), program, check_revision).run()
             except IntegrityError:
                 continue
         return [self.record_alone(item, program) for item in items]
@@ -252,41 +250,13 @@ class MovementDesk:
         """The read of the idempotency records already held for ``keys``."""
         return self._existing_keys, ([s for s, _ in keys], [m for _, m in keys])
 
-    def original_of(
-        self, movement: Movement, account: Account, pending: dict[tuple[UUID, str], tuple[str, int]]
-    ) -> OriginalMovement:
-        wanted = cast(str, movement.original_movement_id)
-        rows = self.ledger.query(self._originals, (account.id, wanted))
-        candidates = [(source, version) for source, version in rows]
-        if (account.id, wanted) in pending:
-            candidates.append(pending[(account.id, wanted)])
-        assert movement.location is not None
-        same_terminal = [c for c in candidates if c[0] == movement.location.terminal]
-        chosen = same_terminal or candidates
-        if not chosen:
-            raise UnknownOriginalMovement(
-                f"no movement {wanted!r} of this card's account to return", movement_id=wanted
-            )
-        if len(chosen) > 1:
-            raise InvalidMovement(
-                f"movement {wanted!r} exists at several terminals; return it at its own terminal",
-                field="original_movement_id",
-            )
-        source, version = chosen[0]
-        event = self.recorded_event(account, version)
-        returned = account.returned.get((source, wanted), ())
-        return OriginalMovement(
-            movement=event.movement,
-            derivation=event.derivation,
-            account_version=version,
-            returned_before=returned,
-        )
+    def stored_originals(self, account_id: UUID, movement_id: str) -> list[tuple[str, int]]:
+        """(source, account version) of each stored movement of the account so named."""
+        rows = self.ledger.query(self._originals, (account_id, movement_id))
+        return [(source, version) for source, version in rows]
 
-    def recorded_event(self, account: Account, version: int) -> Account.MovementRecorded:
-        pending = [e for e in account.pending_events if e.originator_version == version]
-        if pending:
-            return cast(Account.MovementRecorded, pending[0])
-        (event,) = self.ledger.events.get(account.id, gt=version - 1, lte=version)
+    def stored_event(self, account_id: UUID, version: int) -> Account.MovementRecorded:
+        (event,) = self.ledger.events.get(account_id, gt=version - 1, lte=version)
         return cast(Account.MovementRecorded, event)
 
     def card_view(self, card_code: str, terminal: str) -> CardView:
@@ -320,7 +290,11 @@ def balance_of(account: Account | None) -> Balance:
 
 
 class Group:
-    """One attempt at recording a group of movements in one transaction."""
+    """One attempt at recording a group of movements in one transaction.
+
+    :meth:`decide` reads what the group needs and records its movements on the cached
+    aggregates (nothing is written); :meth:`append` writes the result in one statement.
+    """
 
     def __init__(
         self,
@@ -337,29 +311,49 @@ class Group:
             item if isinstance(item, LoyaltyError) else None for item in items
         ]
         self.keys: list[MovementKey] = []
-        self.touched: dict[UUID, object] = {}
-        self.accepted: dict[tuple[str, str], int] = {}
+        self.touched: dict[UUID, Aggregate] = {}
+        self.accepted: dict[tuple[str, str], tuple[bytes, bytes]] = {}
         self.in_group: dict[tuple[UUID, str], tuple[str, int]] = {}
+        self.recorded: dict[tuple[UUID, int], Account.MovementRecorded] = {}
+        self.events: list[Any] = []
         self.requested: set[UUID] = set()
 
     def run(self) -> list[Outcome]:
+        """Decides and appends: the outcome of each item, in order."""
+        self.decide()
+        try:
+            self.append()
+        except Exception:
+            self.forget()
+            raise
+        return self.results()
+
+    def results(self) -> list[Outcome]:
+        return cast(list[Outcome], self.outcomes)
+
+    def decide(self) -> None:
         pending = [item for item in self.items if isinstance(item, Pending)]
         aggregates, existing = self.read(pending)
-        fresh, repeats = self.split_replays(pending, existing)
+        fresh = [i for i in pending if (i.source, i.movement.movement_id) not in existing]
         aggregates.update(self.load_missing(fresh, aggregates))
-        for item in fresh:
-            self.outcomes[item.index] = self.record(item, aggregates)
-        try:
-            if self.touched:
-                self.desk.ledger.record_movements(self.touched.values(), self.keys)  # type: ignore[arg-type]
-        except Exception:
-            self.desk.cache.forget(self.touched)
-            raise
+        for item in pending:
+            key = (item.source, item.movement.movement_id)
+            found = existing.get(key) or self.accepted.get(key)
+            self.outcomes[item.index] = (
+                replay(item, *found) if found else self.record(item, aggregates)
+            )
         for aggregate in self.touched.values():
-            self.desk.cache.put(aggregate)  # type: ignore[arg-type]
-        for item in repeats:
-            self.outcomes[item.index] = self.repeat_of(item)
-        return cast(list[Outcome], self.outcomes)
+            self.events.extend(aggregate.collect_events())
+            self.desk.cache.put(aggregate)
+
+    def append(self) -> None:
+        """Writes the group in one statement."""
+        if self.events:
+            self.desk.ledger.record_movements(self.events, self.keys)
+
+    def forget(self) -> None:
+        """Drops the group's aggregates from the cache: they hold events not stored."""
+        self.desk.cache.forget(self.touched)
 
     def read(
         self, pending: list[Pending]
@@ -407,33 +401,6 @@ class Group:
         self.requested.update(wanted)
         return dict(self.desk.cache.fetch(wanted))
 
-    def split_replays(
-        self, pending: list[Pending], existing: dict[tuple[str, str], tuple[bytes, bytes]]
-    ) -> tuple[list[Pending], list[Pending]]:
-        fresh, repeats, seen = [], [], set()
-        for item in pending:
-            key = (item.source, item.movement.movement_id)
-            if key in existing:
-                digest, response = existing[key]
-                self.outcomes[item.index] = replay(item, digest, response)
-            elif key in seen:
-                repeats.append(item)
-            else:
-                seen.add(key)
-                fresh.append(item)
-        return fresh, repeats
-
-    def repeat_of(self, item: Pending) -> Outcome:
-        """A movement sent twice in one group: the answer to the first, as a retry would get."""
-        key = (item.source, item.movement.movement_id)
-        first = self.accepted.get(key)
-        if first is None:
-            return self.desk.record_alone(item, self.program)
-        earlier = self.items[first]
-        outcome = self.outcomes[first]
-        assert isinstance(earlier, Pending) and isinstance(outcome, Recorded)
-        return replay(item, earlier.digest, outcome.body)
-
     def record(self, item: Pending, aggregates: dict[UUID, object]) -> Outcome:
         movement = item.movement
         try:
@@ -449,11 +416,12 @@ class Group:
             return error
         self.consume_budgets(derivation, movement, aggregates)
         self.touched[account.id] = account
-        receipt = receipt_of(movement, derivation, account)
-        body = _encoder.encode(receipt)
-        key = (item.source, movement.movement_id)
-        self.accepted[key] = item.index
+        body = _encoder.encode(receipt_of(movement, derivation, account))
+        self.accepted[(item.source, movement.movement_id)] = (item.digest, body)
         self.in_group[(account.id, movement.movement_id)] = (item.source, account.version)
+        self.recorded[(account.id, account.version)] = cast(
+            Account.MovementRecorded, account.pending_events[-1]
+        )
         self.keys.append(
             MovementKey(
                 source=item.source,
@@ -494,9 +462,7 @@ class Group:
                 if isinstance(budget, PromotionBudget):
                     budgets[promotion.id] = (budget.points, budget.uses)
         original = (
-            self.desk.original_of(movement, account, self.in_group)
-            if movement.type is MovementType.RETURN
-            else None
+            self.original_of(movement, account) if movement.type is MovementType.RETURN else None
         )
         return Context(
             campaign=item.campaign,
@@ -507,6 +473,38 @@ class Group:
             budgets=budgets,
             original=original,
         )
+
+    def original_of(self, movement: Movement, account: Account) -> OriginalMovement:
+        """The movement a return gives back: stored, or earlier in this group."""
+        wanted = cast(str, movement.original_movement_id)
+        candidates = self.desk.stored_originals(account.id, wanted)
+        if (account.id, wanted) in self.in_group:
+            candidates.append(self.in_group[(account.id, wanted)])
+        assert movement.location is not None
+        same_terminal = [c for c in candidates if c[0] == movement.location.terminal]
+        chosen = same_terminal or candidates
+        if not chosen:
+            raise UnknownOriginalMovement(
+                f"no movement {wanted!r} of this card's account to return", movement_id=wanted
+            )
+        if len(chosen) > 1:
+            raise InvalidMovement(
+                f"movement {wanted!r} exists at several terminals; return it at its own terminal",
+                field="original_movement_id",
+            )
+        source, version = chosen[0]
+        event = self.recorded_event(account, version)
+        return OriginalMovement(
+            movement=event.movement,
+            derivation=event.derivation,
+            account_version=version,
+            returned_before=account.returned.get((source, wanted), ()),
+        )
+
+    def recorded_event(self, account: Account, version: int) -> Account.MovementRecorded:
+        if (account.id, version) in self.recorded:
+            return self.recorded[(account.id, version)]
+        return self.desk.stored_event(account.id, version)
 
     def consume_budgets(
         self, derivation: Derivation, movement: Movement, aggregates: dict[UUID, object]
@@ -519,6 +517,14 @@ class Group:
                 aggregates[budget_id] = budget
             budget.consume(usage.points, usage.uses, f"{movement.source}/{movement.movement_id}")
             self.touched[budget_id] = budget
+
+
+def indexed(items: Sequence[Pending | LoyaltyError]) -> Sequence[Pending | LoyaltyError]:
+    """The items, each pending one told its place in the group."""
+    for index, item in enumerate(items):
+        if isinstance(item, Pending):
+            item.index = index
+    return items
 
 
 def replay(item: Pending, digest: bytes, response: bytes) -> Outcome:
