@@ -141,9 +141,7 @@ def purchase(
     )
 
 
-def return_of(
-    movement_id: str, original: str, *lines: Line, **extra: Any
-) -> PostMovement:
+def return_of(movement_id: str, original: str, *lines: Line, **extra: Any) -> PostMovement:
     return purchase(
         movement_id, *lines, type=MovementType.RETURN, original_movement_id=original, **extra
     )

@@ -11,11 +11,20 @@ from eventsourcing.persistence import JSONTranscoder
 from loyalty.adapters.eventstore import MsgspecMapper, program_kind
 from loyalty.domain import ids
 from loyalty.domain.account import Account
-from loyalty.domain.movement import Derivation, Line, Movement, MovementType, Transaction, TransactionKind
+from loyalty.domain.movement import (
+    Derivation,
+    Line,
+    Movement,
+    MovementType,
+    Transaction,
+    TransactionKind,
+)
 
 
 def recorded_account() -> Account:
-    account = Account(campaign_id=ids.campaign_id("club"), customer_id=ids.customer_id_for_card("C1"))
+    account = Account(
+        campaign_id=ids.campaign_id("club"), customer_id=ids.customer_id_for_card("C1")
+    )
     movement = Movement(
         movement_id="r1",
         type=MovementType.PURCHASE,
@@ -23,10 +32,25 @@ def recorded_account() -> Account:
         occurred_at=datetime(2026, 6, 1, 10, tzinfo=UTC),
         amount=Decimal("10.50"),
         currency="EUR",
-        lines=(Line(sku="A", department="d", quantity=Decimal("1.5"), unit_price=Decimal("7.00"), amount=Decimal("10.50")),),
+        lines=(
+            Line(
+                sku="A",
+                department="d",
+                quantity=Decimal("1.5"),
+                unit_price=Decimal("7.00"),
+                amount=Decimal("10.50"),
+            ),
+        ),
     )
     derivation = Derivation(
-        transactions=(Transaction(kind=TransactionKind.POINTS, amount=Decimal(10), currency="PTS", allocation=(Decimal(10),)),),
+        transactions=(
+            Transaction(
+                kind=TransactionKind.POINTS,
+                amount=Decimal(10),
+                currency="PTS",
+                allocation=(Decimal(10),),
+            ),
+        ),
         points_delta=10,
         local_date=datetime(2026, 6, 1).date(),
     )

@@ -20,7 +20,9 @@ def test_migrations_apply_once_and_are_recorded(database: Settings) -> None:
 
     assert first == [m.name for m in bundled_migrations()] and second == []
     with psycopg.connect(database.conninfo()) as conn:
-        rows = conn.execute(f"SELECT number, name FROM {schema}.schema_migrations ORDER BY number").fetchall()
+        rows = conn.execute(
+            f"SELECT number, name FROM {schema}.schema_migrations ORDER BY number"
+        ).fetchall()
     assert [name for _, name in rows] == first
 
 

@@ -12,8 +12,8 @@ from litestar.testing import TestClient
 from loyalty.api.app import create_app
 from loyalty.bootstrap import Services
 from loyalty.commands.admin import block_card
-from loyalty.domain.customer import Profile
 from loyalty.commands.apply import CustomerSpec
+from loyalty.domain.customer import Profile
 from loyalty.settings import Settings
 from tests.builders import Clock, as_json, line, program, purchase, terminal_key
 
@@ -49,7 +49,7 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     problem: dict[str, Any] = response.json()
-    assert PROBLEM_FIELDS <= problem.keys() and problem["code"] == code
+    assert problem.keys() >= PROBLEM_FIELDS and problem["code"] == code
     assert problem["status"] == status and problem["detail"]
     return problem
 
@@ -166,7 +166,9 @@ def test_a_terminal_may_post_only_for_itself(client: TestClient[Any]) -> None:
 
 
 def test_a_rejected_movement_writes_nothing(client: TestClient[Any]) -> None:
-    assert_problem(post(client, {**as_json(purchase("r1")), "amount": "1.00"}), 422, "invalid_movement")
+    assert_problem(
+        post(client, {**as_json(purchase("r1")), "amount": "1.00"}), 422, "invalid_movement"
+    )
 
     assert post(client, as_json(purchase("r1"))).status_code == 201
 

@@ -29,7 +29,9 @@ def test_a_changed_promotion_becomes_a_new_version(services: Services, clock: Cl
     services.applier.apply(program())
     clock.advance(minutes=5)
 
-    report = services.applier.apply(program(promotions=(base_points(benefits=(PointsPerAmount(points=3),)),)))
+    report = services.applier.apply(
+        program(promotions=(base_points(benefits=(PointsPerAmount(points=3),)),))
+    )
 
     assert (report.events, report.streams) == (1, 1)
     promotion = services.ledger.repository.get(ids.promotion_id("base"))
@@ -39,7 +41,9 @@ def test_a_changed_promotion_becomes_a_new_version(services: Services, clock: Cl
 
 def test_a_moved_node_is_moved_and_nothing_else_changes(services: Services) -> None:
     services.applier.apply(program())
-    moved = tuple(msgspec.structs.replace(n, parent="south") if n.code == "s1" else n for n in chain_nodes())
+    moved = tuple(
+        msgspec.structs.replace(n, parent="south") if n.code == "s1" else n for n in chain_nodes()
+    )
 
     report = services.applier.apply(program(nodes=moved))
 
@@ -74,12 +78,16 @@ def test_card_ranges_issue_anonymous_cards(services: Services) -> None:
 
 
 def test_credits_in_a_campaign_without_credits_are_refused(services: Services) -> None:
-    from loyalty.domain.promotion import FixedCredits
     from decimal import Decimal
+
+    from loyalty.domain.promotion import FixedCredits
 
     with pytest.raises(InvalidProgram):
         services.applier.apply(
-            program(credits=False, promotions=(base_points(benefits=(FixedCredits(amount=Decimal("1.00")),)),))
+            program(
+                credits=False,
+                promotions=(base_points(benefits=(FixedCredits(amount=Decimal("1.00")),)),),
+            )
         )
 
 

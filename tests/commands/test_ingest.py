@@ -28,7 +28,7 @@ def ndjson(*rows: object) -> bytes:
 def test_ingest_accepts_rejects_with_reasons_and_replays_nothing_new(chain: Services) -> None:
     source = ndjson(
         as_json(purchase("a1", line("BREAD", "10.00"))),
-        b'not json at all',
+        b"not json at all",
         as_json(purchase("a2", card="NOPE")),
         as_json(purchase("a3", line("BREAD", "5.00"), card="C2")),
     )
@@ -48,6 +48,12 @@ def test_ingest_reports_progress_per_batch(chain: Services) -> None:
     source = ndjson(*(as_json(purchase(f"p{i}")) for i in range(5)))
     seen: list[int] = []
 
-    ingest(chain.desk, io.BytesIO(source), io.BytesIO(), batch_size=2, progress=lambda s: seen.append(s.lines))
+    ingest(
+        chain.desk,
+        io.BytesIO(source),
+        io.BytesIO(),
+        batch_size=2,
+        progress=lambda s: seen.append(s.lines),
+    )
 
     assert seen == [2, 4, 5]
