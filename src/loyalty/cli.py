@@ -18,6 +18,7 @@ import msgspec
 
 from loyalty.adapters.migrations import apply_migrations
 from loyalty.bootstrap import Services, build_services
+from loyalty.commands.ingest import IngestSummary
 from loyalty.domain.errors import LoyaltyError
 from loyalty.settings import Settings
 
@@ -130,24 +131,23 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from loyalty.commands.ingest import IngestSummary
     from loyalty.commands.ingest import ingest as run_ingest
 
     rejects_path = args.rejects or args.file.with_suffix(".rejects.ndjson")
+    size = args.file.stat().st_size
     started = time.perf_counter()
-
-    def show(summary: IngestSummary) -> None:
-        rate = summary.lines / max(time.perf_counter() - started, 1e-9)
-        print(
-            f"\r{summary.lines:>10,} lines  {summary.accepted:,} accepted  "
-            f"{summary.replayed:,} replayed  {summary.rejected:,} rejected  {rate:,.0f}/s",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
 
     def work(services: Services) -> int:
         with args.file.open("rb") as source, rejects_path.open("wb") as rejects:
+
+            def show(summary: IngestSummary) -> None:
+                print(
+                    f"\r{progress_line(summary, source.tell(), size, started)}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
             summary = run_ingest(services.desk, source, rejects, args.batch_size, show)
         print(file=sys.stderr)
         print(msgspec.json.encode(summary).decode())
@@ -156,6 +156,21 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return with_services(settings, work)
+
+
+PROGRESS_WIDTH = 30
+
+
+def progress_line(summary: IngestSummary, done_bytes: int, total_bytes: int, started: float) -> str:
+    """``[#######.......]  45%  12,345 lines  ...  2,900/s``: the ingest's progress bar."""
+    share = min(done_bytes / total_bytes, 1.0) if total_bytes else 1.0
+    filled = int(share * PROGRESS_WIDTH)
+    rate = summary.lines / max(time.perf_counter() - started, 1e-9)
+    return (
+        f"[{'#' * filled}{'.' * (PROGRESS_WIDTH - filled)}] {share:4.0%}  "
+        f"{summary.lines:,} lines  {summary.accepted:,} accepted  "
+        f"{summary.replayed:,} replayed  {summary.rejected:,} rejected  {rate:,.0f}/s"
+    )
 
 
 def issue_terminal_key(args: argparse.Namespace, settings: Settings) -> int:
