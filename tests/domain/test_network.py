@@ -250,6 +250,14 @@ def test_renaming_a_node_keeps_its_code_and_place() -> None:
     assert network.path("t1") == ("chain", "north", "s1", "t1")
 
 
+def test_a_node_cannot_be_renamed_to_a_blank_name() -> None:
+    network = chain()
+
+    with pytest.raises(InvalidNetworkPlacement):
+        network.rename("s1", "  ")
+    assert network.node("s1").name == "Store 1"
+
+
 def test_a_replayed_network_equals_the_one_that_recorded_the_events() -> None:
     network = chain()
     network.move("s1", "south")

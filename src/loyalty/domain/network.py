@@ -132,6 +132,8 @@ class Network(Aggregate):
         self._children[parent].add(code)
 
     def rename(self, code: str, name: str) -> None:
+        if not name.strip():
+            raise InvalidNetworkPlacement("a node needs a code and a name", node=code)
         if self.node(code).name != name:
             self._rename(code=code, name=name)
 
