@@ -264,13 +264,15 @@ def test_stacked_discounts_never_take_off_more_than_the_movement_amount() -> Non
 
     derivation = earn(sale("8.00"), in_force("a", five_off), in_force("b", five_off))
 
-    total = sum((t.amount for t in of_kind(derivation, DISCOUNT)), Decimal(0))
-    assert total <= Decimal("8.00"), (
-        f"OPEN BUG (reported, not fixed): two stacked fixed discounts take {total} off an "
-        "8.00 purchase, so the till would print a negative total. Each FixedDiscount is "
-        "capped at the movement amount on its own, never at what earlier discounts left; "
-        "whether later discounts apply to the reduced amount is a product decision."
-    )
+    assert [t.amount for t in of_kind(derivation, DISCOUNT)] == [Decimal("5.00"), Decimal("3.00")]
+
+
+def test_percent_discounts_are_computed_on_listed_amounts_and_cut_to_what_is_left() -> None:
+    seventy = PercentDiscount(percent=Decimal(70))
+
+    derivation = earn(sale("10.00"), in_force("a", seventy), in_force("b", seventy))
+
+    assert [t.amount for t in of_kind(derivation, DISCOUNT)] == [Decimal("7.00"), Decimal("3.00")]
 
 
 def test_a_prize_is_awarded_by_its_code_and_quantity() -> None:

@@ -14,14 +14,16 @@ from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.campaign import CampaignTerms, CampaignView
 from loyalty.domain.errors import InsufficientPoints
-from loyalty.domain.movement import Line, Location, Movement, MovementType
+from loyalty.domain.movement import Line, Location, Movement, MovementType, TransactionKind
 from loyalty.domain.promotion import (
     BudgetCap,
     Caps,
     FixedCredits,
+    FixedDiscount,
     FixedPoints,
     Multiplier,
     PercentCredits,
+    PercentDiscount,
     Period,
     PeriodCap,
     PointsPerAmount,
@@ -75,6 +77,8 @@ benefits = st.one_of(
     st.builds(Multiplier, factor=st.sampled_from([Decimal(2), Decimal("1.5")])),
     st.builds(FixedCredits, amount=st.sampled_from([Decimal("1.00"), Decimal("0.50")])),
     st.builds(PercentCredits, percent=st.sampled_from([Decimal(1), Decimal("2.5")])),
+    st.builds(FixedDiscount, amount=st.sampled_from([Decimal("5.00"), Decimal("0.99")])),
+    st.builds(PercentDiscount, percent=st.sampled_from([Decimal(10), Decimal(60)])),
 )
 caps = st.builds(
     Caps,
@@ -278,6 +282,19 @@ def test_the_balance_never_goes_negative(
         except InsufficientPoints:
             assert (account.points, account.version) == before
         assert account.points >= 0 and account.credits >= 0
+
+
+@given(lines, promotion_lists)
+def test_discounts_never_exceed_the_movement_amount(
+    items: list[Line], promotions: list[PromotionInForce]
+) -> None:
+    movement = purchase("r1", items)
+
+    derivation = derive(movement, context(new_account(), promotions))
+
+    discounts = [t.amount for t in derivation.transactions if t.kind is TransactionKind.DISCOUNT]
+    assert all(d > 0 for d in discounts)
+    assert sum(discounts, Decimal(0)) <= movement.amount
 
 
 @given(

@@ -15,6 +15,9 @@ Semantics, in the order applied:
    movement by promotions of higher priority (so give multipliers a low priority).
 4. Caps: no use left (per customer and period, or budget) means it does not fire; its
    points are cut to what the per-movement, per-customer and budget caps still allow.
+   Discounts are computed on the listed amounts (they do not compound), and together
+   never exceed the movement amount: a later discount is cut to what is left, so the
+   till is never told to take off more than the receipt's total.
 5. A promotion fires when something is left; an exclusive one that fires ends the walk.
 
 A return reverses, line by line and in proportion to the quantity returned, the points
@@ -212,6 +215,7 @@ class PromotionWalk:
         self.budgets: list[UsageDelta] = []
         self.messages: list[str] = []
         self.base_points: list[Transaction] = []
+        self.discount_left = movement.amount
 
     def offer(self, promotion: PromotionInForce) -> bool:
         """Applies ``promotion`` if it is eligible and something survives its caps."""
@@ -316,11 +320,11 @@ class PromotionWalk:
                 return [money_tx(TransactionKind.CREDITS, amount, CREDITS, weights, tag)]
             case PercentDiscount(percent=percent):
                 weights = eligible_amounts(lines, benefit.skus, benefit.departments)
-                amount = percent_of(sum(weights, Decimal(0)), percent)
+                amount = self.discount(percent_of(sum(weights, Decimal(0)), percent))
                 currency = self.movement.currency
                 return [money_tx(TransactionKind.DISCOUNT, amount, currency, weights, tag)]
             case FixedDiscount(amount=amount):
-                amount = min(amount, self.movement.amount)
+                amount = self.discount(amount)
                 currency = self.movement.currency
                 return [money_tx(TransactionKind.DISCOUNT, amount, currency, amounts(lines), tag)]
             case PrizeAward(prize=prize, quantity=quantity):
@@ -333,6 +337,12 @@ class PromotionWalk:
                     )
                 ]
         return []
+
+    def discount(self, wanted: Decimal) -> Decimal:
+        """``wanted`` cut to what earlier discounts left of the movement amount."""
+        granted = max(min(wanted, self.discount_left), Decimal(0))
+        self.discount_left -= granted
+        return granted
 
     def multiplied(self, factor: Decimal, tag: Mapping[str, object]) -> Transaction:
         base = sum(int(t.amount) for t in self.base_points)
