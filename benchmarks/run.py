@@ -8,7 +8,7 @@ Side by side, on one machine, in one throw-away database:
 (d) ``loyalty ingest`` of an NDJSON file vs a raw ``COPY`` of the same rows.
 
 Prints a table with the targets and writes ``benchmarks/results/<UTC time>.json`` and
-``benchmarks/results/latest.json``. See ``benchmarks/README.md``.
+``benchmarks/results/latest.json``. See the Benchmarks section of the README.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from benchmarks.workload import Layout, Purchases, timestamp
 from loyalty.adapters.eventstore import MovementKey
 from loyalty.adapters.migrations import apply_migrations
 from loyalty.bootstrap import Services, build_services
-from loyalty.commands.ingest import ingest
+from loyalty.commands.ingest import IngestSummary
 from loyalty.commands.movements import receipt_of, request_digest
 from loyalty.commands.schemas import PostMovement
 from loyalty.domain import ids
@@ -402,13 +402,23 @@ def ingest_vs_copy(
 
     checkpoint(conninfo)
     wal_before = wal_snapshot(conninfo)
-    cpu = CpuWindow({"bench_process": [os.getpid()]}).start()
     started = time.perf_counter()
-    with source_path.open("rb") as source, (workdir / "rejects.ndjson").open("wb") as rejects:
-        summary = ingest(setup.services.desk, source, rejects, batch_size=batch_size)
+    done = subprocess.run(
+        [*loyalty_command(), "ingest", str(source_path), "--batch-size", str(batch_size)],
+        env={
+            **os.environ,
+            "LOYALTY_PG_DB": setup.settings.pg_db,
+            "LOYALTY_PG_SCHEMA": setup.settings.pg_schema,
+        },
+        capture_output=True,
+        check=False,
+    )
     elapsed = time.perf_counter() - started
-    cpu_figures = cpu.stop()
+    if done.returncode != 0:
+        raise RuntimeError(f"loyalty ingest failed:\n{done.stderr.decode()[-3000:]}")
+    summary = msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=IngestSummary)
     ingest_result = {
+        "command": f"loyalty ingest movements.ndjson --batch-size {batch_size}",
         "lines": summary.lines,
         "accepted": summary.accepted,
         "replayed": summary.replayed,
@@ -418,7 +428,6 @@ def ingest_vs_copy(
         "seconds": round(elapsed, 2),
         "rate_per_s": round(summary.lines / elapsed, 1),
         "file_bytes": size,
-        "cpu": cpu_figures,
         "wal": wal_delta(wal_before, wal_snapshot(conninfo), summary.lines),
     }
 

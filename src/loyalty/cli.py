@@ -116,16 +116,12 @@ def apply(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    from loyalty.api.server import serve as run_servers
 
-    uvicorn.run(
-        "loyalty.api.app:app_from_env",
-        factory=True,
-        workers=max(1, settings.http_workers),
-        host=args.host or settings.http_host,
-        port=args.port or settings.http_port,
-        log_level="warning",
-        access_log=False,
+    run_servers(
+        args.host or settings.http_host,
+        args.port or settings.http_port,
+        settings.http_workers,
     )
     return 0
 
