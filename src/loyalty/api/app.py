@@ -18,11 +18,6 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def app_from_env() -> Litestar:
-    """The application of one server process, configured from its environment."""
-    return create_app(Settings.from_env())
-
-
 def create_app(settings: Settings, services: Services | None = None) -> Litestar:
     """The API; builds its services on start-up unless given ready ones (tests)."""
     owned = services is None
