@@ -17,10 +17,12 @@ from loyalty.commands.movements import Recorded
 from loyalty.commands.schemas import Adjust, MovementReceipt
 from loyalty.domain import ids
 from loyalty.domain.account import Account
+from loyalty.domain.card import CardStatus
 from loyalty.domain.customer import Profile
 from loyalty.domain.errors import (
     CardBlocked,
     CardReplaced,
+    DuplicateCode,
     IdempotencyConflict,
     InsufficientPoints,
     InvalidMovement,
@@ -191,6 +193,13 @@ def test_the_balance_follows_a_replaced_card(chain: Services) -> None:
 
     assert isinstance(old, CardReplaced)
     assert receipt(new).balance.points == 40
+
+
+def test_a_card_cannot_be_replaced_by_a_card_that_already_exists(chain: Services) -> None:
+    with pytest.raises(DuplicateCode):
+        replace_card(chain.ledger, "C1", "C2")
+
+    assert chain.desk.card_view("C1", "t1").status is CardStatus.ACTIVE
 
 
 def test_an_anonymous_card_keeps_its_balance_when_registered(chain: Services, clock: Clock) -> None:

@@ -108,3 +108,13 @@ def test_a_card_is_replaced_only_by_another_card_of_the_same_customer() -> None:
     with pytest.raises(InvalidProgram):
         card.replace_with(Card.issue("C1"))
     assert card.status is CardStatus.ACTIVE
+
+
+def test_a_card_is_not_replaced_by_a_blocked_or_replaced_card() -> None:
+    customer = ids.customer_id("crm-7")
+    card, blocked = Card.issue("C1", customer), Card.issue("C2", customer)
+    blocked.block("lost")
+
+    with pytest.raises(CardBlocked):
+        card.replace_with(blocked)
+    assert card.status is CardStatus.ACTIVE

@@ -283,3 +283,17 @@ def test_a_look_back_of_a_whole_leap_year_is_allowed() -> None:
 def test_a_cluster_needs_a_name() -> None:
     with pytest.raises(InvalidProgram):
         define(Age(max=35), name=" ")
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        {"kind": "age", "min": 40, "max": 30},
+        {"kind": "total_spend", "min": "100.00", "max": "50.00"},
+        {"kind": "purchase_count", "min": 5, "max": 1},
+        {"kind": "spend_in_last_days", "days": 30, "min": "9.00", "max": "1.00"},
+    ],
+)
+def test_a_range_that_can_match_nobody_is_refused(criterion: dict[str, object]) -> None:
+    with pytest.raises(msgspec.ValidationError, match="must not exceed max"):
+        msgspec.convert(criterion, Criterion)

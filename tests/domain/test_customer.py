@@ -55,6 +55,14 @@ def test_completing_the_profile_replaces_it() -> None:
     assert isinstance(customer.collect_events()[-1], Customer.ProfileCompleted)
 
 
+def test_completing_the_profile_cannot_blank_the_name() -> None:
+    customer = register()
+
+    with pytest.raises(InvalidProgram):
+        customer.complete_profile(Profile(city="Milano"))
+    assert (customer.profile, customer.version) == (anna(), 1)
+
+
 def test_completing_with_the_same_profile_records_nothing() -> None:
     customer = register()
 

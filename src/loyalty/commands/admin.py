@@ -12,7 +12,7 @@ from loyalty.commands.ledger import Ledger
 from loyalty.domain import ids
 from loyalty.domain.card import Card
 from loyalty.domain.customer import Customer, Profile
-from loyalty.domain.errors import UnknownCard
+from loyalty.domain.errors import DuplicateCode, UnknownCard
 from loyalty.domain.network import Network
 
 
@@ -40,6 +40,8 @@ def unblock_card(ledger: Ledger, code: str, reason: str) -> None:
 def replace_card(ledger: Ledger, old_code: str, new_code: str) -> None:
     """Issues ``new_code`` to the same customer and retires ``old_code``: the balance follows."""
     old = load_card(ledger, old_code)
+    if ledger.load_all([ids.card_id(new_code)]):
+        raise DuplicateCode(f"card {new_code!r} already exists; a replacement must be new")
     new = Card.issue(new_code, old.customer_id)
     old.replace_with(new)
     to_save: list[Aggregate] = [old, new]

@@ -92,6 +92,7 @@ class Card(Aggregate):
             raise CardReplaced(f"card {self.code} was already replaced", card=self.code)
         if successor.customer_id != self.customer_id or successor.code == self.code:
             raise InvalidProgram("a replacement card must be another card of the same customer")
+        successor.check_can_move()
         self._replace(successor=successor.code)
 
     @event(Replaced)

@@ -77,6 +77,15 @@ class Age(
     min: int | None = None
     max: int | None = None
 
+    def __post_init__(self) -> None:
+        check_bounds(self.min, self.max)
+
+
+def check_bounds(low: int | Decimal | None, high: int | Decimal | None) -> None:
+    """Refuses a range that can match nobody (``min`` above ``max``)."""
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"min ({low}) must not exceed max ({high})")
+
 
 class Gender(
     msgspec.Struct,
@@ -158,6 +167,9 @@ class TotalSpend(
     min: Decimal | None = None
     max: Decimal | None = None
 
+    def __post_init__(self) -> None:
+        check_bounds(self.min, self.max)
+
 
 class PurchaseCount(
     msgspec.Struct,
@@ -169,6 +181,9 @@ class PurchaseCount(
 ):
     min: int | None = None
     max: int | None = None
+
+    def __post_init__(self) -> None:
+        check_bounds(self.min, self.max)
 
 
 class LastPurchase(
@@ -198,6 +213,9 @@ class SpendInLastDays(
     days: int
     min: Decimal | None = None
     max: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        check_bounds(self.min, self.max)
 
 
 Criterion = (

@@ -72,8 +72,7 @@ class Customer(Aggregate):
     def register(
         cls, *, customer_id: UUID, profile: Profile, signed_up_on: date, cards: tuple[str, ...]
     ) -> Customer:
-        if not (profile.first_name.strip() or profile.last_name.strip()):
-            raise InvalidProgram("a registration needs a first or last name")
+        check_named(profile)
         return cls._create(
             cls.Registered,
             id=customer_id,
@@ -89,6 +88,7 @@ class Customer(Aggregate):
         self.cards = list(cards)
 
     def complete_profile(self, profile: Profile) -> None:
+        check_named(profile)
         if profile != self.profile:
             self._complete(profile=profile)
 
@@ -114,3 +114,9 @@ class Customer(Aggregate):
             signed_up_on=self.signed_up_on,
             card_status=card_status,
         )
+
+
+def check_named(profile: Profile) -> None:
+    """A registered customer keeps a first or a last name."""
+    if not (profile.first_name.strip() or profile.last_name.strip()):
+        raise InvalidProgram("a registered customer needs a first or last name")
