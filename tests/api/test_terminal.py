@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -91,6 +92,17 @@ def test_the_same_movement_id_with_another_body_answers_409(client: TestClient[A
     assert_problem(response, 409, "idempotency_conflict")
 
 
+def line_json(unit_price: str, quantity: str) -> dict[str, str]:
+    amount = str(Decimal(unit_price) * Decimal(quantity))
+    return {
+        "sku": "X",
+        "department": "d",
+        "quantity": quantity,
+        "unit_price": unit_price,
+        "amount": amount,
+    }
+
+
 @pytest.mark.parametrize(
     ("change", "status", "code"),
     [
@@ -106,6 +118,15 @@ def test_the_same_movement_id_with_another_body_answers_409(client: TestClient[A
         ({"card": 1}, 422, "invalid_field"),
         ({"extra": "field"}, 422, "invalid_field"),
         ({"type": "return"}, 422, "invalid_movement"),
+        ({"movement_id": "r" * 3000}, 422, "invalid_field"),
+        ({"card": "C" * 3000}, 422, "invalid_field"),
+        ({"terminal": ""}, 422, "invalid_field"),
+        ({"currency": "euro"}, 422, "invalid_field"),
+        ({"amount": "NaN"}, 422, "invalid_movement"),
+        ({"amount": "1E+30", "lines": [line_json("1E+30", "1")]}, 422, "invalid_movement"),
+        ({"amount": "10.00", "lines": [line_json("0.00001", "1E+6")]}, 422, "invalid_movement"),
+        ({"amount": "0.00", "lines": [line_json("0.00", "1")] * 1001}, 422, "invalid_field"),
+        ({"amount": "1.00", "lines": [line_json("1.00", "1.0001")]}, 422, "invalid_movement"),
     ],
 )
 def test_bad_movements_get_a_problem_with_a_stable_code(
@@ -114,6 +135,14 @@ def test_bad_movements_get_a_problem_with_a_stable_code(
     body = {**as_json(purchase("r1")), **change}
 
     assert_problem(post(client, body), status, code)
+
+
+def test_an_overlong_original_movement_id_is_refused(client: TestClient[Any]) -> None:
+    body = {**as_json(purchase("r1")), "type": "return", "original_movement_id": "o" * 65}
+
+    problem = assert_problem(post(client, body), 422, "invalid_movement")
+
+    assert problem["field"] == "original_movement_id"
 
 
 def test_negative_quantities_are_refused(client: TestClient[Any]) -> None:

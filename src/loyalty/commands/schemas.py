@@ -4,25 +4,33 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
 import msgspec
 
 from loyalty.domain.card import CardStatus
 from loyalty.domain.movement import Line, MovementType, TransactionKind
 
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+"""A movement id, card code or terminal code: 1 to 64 characters."""
+Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+"""ISO 4217 (``EUR``), or ``PTS`` for points."""
+MAX_LINES = 1000
+
 
 class PostMovement(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``POST /api/v1/terminal/movements`` and one line of ``loyalty ingest``."""
 
-    movement_id: str
+    movement_id: Key
     type: MovementType
-    card: str
-    terminal: str
+    card: Key
+    terminal: Key
     occurred_at: datetime
     amount: Decimal
-    currency: str
-    lines: tuple[Line, ...] = ()
+    currency: Currency
+    lines: Annotated[tuple[Line, ...], msgspec.Meta(max_length=MAX_LINES)] = ()
     original_movement_id: str | None = None
+    """Checked like a Key in the domain: litestar cannot document an optional constrained str."""
 
 
 class ReceiptTransaction(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -24,6 +25,12 @@ from loyalty.domain.errors import InvalidMovement
 POINTS = "PTS"
 CREDITS = "CREDITS"
 CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal(1_000_000_000)
+"""The largest amount, unit price or credit a movement may carry (and points, as a count)."""
+MAX_QUANTITY = Decimal(1_000_000)
+QUANTITY_STEP = Decimal("0.001")
+MAX_KEY_LENGTH = 64
+"""Quantities are counts or weights, to the gram."""
 
 
 class MovementType(StrEnum):
@@ -36,8 +43,8 @@ class MovementType(StrEnum):
 
 
 class Line(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    sku: str
-    department: str
+    sku: Annotated[str, msgspec.Meta(max_length=64)]
+    department: Annotated[str, msgspec.Meta(max_length=64)]
     quantity: Decimal
     unit_price: Decimal
     amount: Decimal
@@ -142,7 +149,17 @@ class Derivation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def has_cents_at_most(value: Decimal) -> bool:
-    return value == value.quantize(CENT) if value.is_finite() else False
+    """Finite, within ``MAX_AMOUNT`` either way, and to the cent."""
+    if not value.is_finite() or abs(value) > MAX_AMOUNT:
+        return False
+    return value == value.quantize(CENT)
+
+
+def check_amount(value: Decimal, field: str, name: str) -> None:
+    if not value.is_finite() or value < 0 or value > MAX_AMOUNT:
+        raise InvalidMovement(f"{name} must be between 0 and {MAX_AMOUNT:,}", field=field)
+    if not has_cents_at_most(value):
+        raise InvalidMovement(f"{name} has more than two decimal places", field=field)
 
 
 def check_movement(movement: Movement) -> None:
@@ -151,10 +168,14 @@ def check_movement(movement: Movement) -> None:
         raise InvalidMovement("movement_id must not be empty", field="movement_id")
     if movement.occurred_at.tzinfo is None:
         raise InvalidMovement("occurred_at needs a UTC offset", field="occurred_at")
-    if not movement.amount.is_finite() or movement.amount < 0:
-        raise InvalidMovement("amount must not be negative", field="amount")
+    if not movement.amount.is_finite() or movement.amount < 0 or movement.amount > MAX_AMOUNT:
+        raise InvalidMovement(f"amount must be between 0 and {MAX_AMOUNT:,}", field="amount")
     if not has_cents_at_most(movement.credits):
-        raise InvalidMovement("credits must be a finite amount to the cent", field="credits")
+        raise InvalidMovement(
+            f"credits must be to the cent and within {MAX_AMOUNT:,} either way", field="credits"
+        )
+    if abs(movement.points) > MAX_AMOUNT:
+        raise InvalidMovement(f"points must be within {MAX_AMOUNT:,} either way", field="points")
     for index, line in enumerate(movement.lines):
         check_line(line, index)
     if movement.type is MovementType.PRIZE_REDEMPTION:
@@ -166,22 +187,29 @@ def check_movement(movement: Movement) -> None:
             check_lines_add_up(movement)
     if movement.type is MovementType.RETURN and not movement.original_movement_id:
         raise InvalidMovement("a return needs original_movement_id", field="original_movement_id")
+    if len(movement.original_movement_id or "") > MAX_KEY_LENGTH:
+        raise InvalidMovement(
+            f"original_movement_id is longer than {MAX_KEY_LENGTH} characters",
+            field="original_movement_id",
+        )
 
 
 def check_line(line: Line, index: int) -> None:
     field = f"lines[{index}]"
     if not line.sku.strip():
         raise InvalidMovement("a line needs a sku", field=f"{field}.sku")
-    if not (line.quantity.is_finite() and line.quantity > 0):
-        raise InvalidMovement("line quantity must be positive", field=f"{field}.quantity")
-    for name in ("unit_price", "amount"):
-        value: Decimal = getattr(line, name)
-        if not value.is_finite() or value < 0:
-            raise InvalidMovement(f"line {name} must not be negative", field=f"{field}.{name}")
-        if not has_cents_at_most(value):
-            raise InvalidMovement(
-                f"line {name} has more than two decimal places", field=f"{field}.{name}"
-            )
+    quantity = line.quantity
+    if not (quantity.is_finite() and 0 < quantity <= MAX_QUANTITY):
+        raise InvalidMovement(
+            f"line quantity must be positive and at most {MAX_QUANTITY:,}",
+            field=f"{field}.quantity",
+        )
+    if quantity != quantity.quantize(QUANTITY_STEP):
+        raise InvalidMovement(
+            "line quantity has more than three decimal places", field=f"{field}.quantity"
+        )
+    check_amount(line.unit_price, f"{field}.unit_price", "line unit_price")
+    check_amount(line.amount, f"{field}.amount", "line amount")
 
 
 def check_lines_add_up(movement: Movement) -> None:
