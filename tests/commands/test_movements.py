@@ -12,8 +12,9 @@ import pytest
 from psycopg import sql
 
 from loyalty.bootstrap import Services, build_services
+from loyalty.commands import movements
 from loyalty.commands.admin import block_card, register_card, replace_card
-from loyalty.commands.movements import Recorded
+from loyalty.commands.movements import Recorded, RecordingFailed
 from loyalty.commands.schemas import Adjust, MovementReceipt
 from loyalty.domain import ids
 from loyalty.domain.account import Account
@@ -32,7 +33,7 @@ from loyalty.domain.errors import (
     UnknownNode,
     UnknownOriginalMovement,
 )
-from loyalty.domain.movement import MovementType
+from loyalty.domain.movement import Derivation, Movement, MovementType
 from loyalty.domain.promotion import (
     BudgetCap,
     Caps,
@@ -42,6 +43,7 @@ from loyalty.domain.promotion import (
     PointsPerAmount,
     Where,
 )
+from loyalty.rules.engine import Context
 from loyalty.settings import Settings
 from tests.builders import (
     Clock,
@@ -138,6 +140,27 @@ def test_one_bad_movement_does_not_spoil_its_group(chain: Services) -> None:
 
     assert isinstance(good, Recorded) and isinstance(also_good, Recorded)
     assert isinstance(bad, UnknownCard)
+
+
+def test_a_fault_on_one_movement_fails_it_alone_and_leaves_no_trace(
+    chain: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_derive = movements.derive
+
+    def derive_failing_on_c2(movement: Movement, context: Context) -> Derivation:
+        if movement.card == "C2":
+            raise ArithmeticError("a fault of ours")
+        return real_derive(movement, context)
+
+    monkeypatch.setattr(movements, "derive", derive_failing_on_c2)
+    first, faulty, last = chain.desk.post(
+        [purchase("r1"), purchase("r2", card="C2"), purchase("r3", line("MILK", "5.00"))]
+    )
+    monkeypatch.undo()
+    (after,) = chain.desk.post([purchase("r4")])
+
+    assert isinstance(faulty, RecordingFailed) and faulty.status == 500
+    assert [receipt(o).balance.points for o in (first, last, after)] == [10, 15, 25]
 
 
 def test_movements_of_one_card_in_one_group_build_on_each_other(chain: Services) -> None:

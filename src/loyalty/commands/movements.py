@@ -11,6 +11,7 @@ fresh state (optimistic concurrency): no update is lost, no point spent twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from psycopg.sql import SQL, Identifier
 
 from loyalty.adapters.eventstore import MovementKey
@@ -56,6 +57,8 @@ from loyalty.domain.movement import CENT, Derivation, Movement, MovementType, ch
 from loyalty.rules.engine import Context, OriginalMovement, derive
 from loyalty.rules.schedule import local_time
 
+log = logging.getLogger(__name__)
+
 OPERATOR_SOURCE = "~operator"
 ATTEMPTS = 3
 
@@ -70,6 +73,13 @@ class Recorded(NamedTuple):
 
 
 Outcome = Recorded | LoyaltyError
+
+
+class RecordingFailed(LoyaltyError):
+    """A movement hit a fault of ours: it alone fails, the rest of its group is recorded."""
+
+    status = 500
+    code = "internal_error"
 
 
 class ProgramChanged(Exception):
@@ -231,6 +241,13 @@ class MovementDesk:
                 return Group(self, indexed(items), program, check_revision).run()
             except IntegrityError:
                 continue
+            except (ProgramChanged, OperationalError, InterfaceError):
+                raise
+            except Exception:
+                if len(items) == 1:
+                    raise
+                log.exception("a group of %d movements failed; each is tried alone", len(items))
+                break
         return [self.record_alone(item, program) for item in items]
 
     def record_alone(self, item: Pending | LoyaltyError, program: Program) -> Outcome:
@@ -239,10 +256,18 @@ class MovementDesk:
         if isinstance(item, LoyaltyError):
             return item
         try:
-            return Group(self, [item], program, check_revision=False).run()[0]
+            return Group(self, indexed([item]), program, check_revision=False).run()[0]
         except IntegrityError:
             return ConcurrentUpdate(
                 "the account changed while the movement was recorded; retry",
+                movement_id=item.movement.movement_id,
+            )
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            log.exception("movement %r could not be recorded", item.movement.movement_id)
+            return RecordingFailed(
+                "this movement could not be recorded; it was not written",
                 movement_id=item.movement.movement_id,
             )
 
@@ -320,8 +345,8 @@ class Group:
 
     def run(self) -> list[Outcome]:
         """Decides and appends: the outcome of each item, in order."""
-        self.decide()
         try:
+            self.decide()
             self.append()
         except Exception:
             self.forget()
@@ -352,8 +377,9 @@ class Group:
             self.desk.ledger.record_movements(self.events, self.keys)
 
     def forget(self) -> None:
-        """Drops the group's aggregates from the cache: they hold events not stored."""
-        self.desk.cache.forget(self.touched)
+        """Drops every aggregate the group read from the cache: some may hold events that
+        were not stored (the cache reads them afresh next time)."""
+        self.desk.cache.forget(self.requested | self.touched.keys())
 
     def read(
         self, pending: list[Pending]
