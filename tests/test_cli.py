@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import msgspec
@@ -56,3 +57,34 @@ def test_ingest_prints_a_summary_and_writes_the_rejects_next_to_the_file(
     assert "] 100%" in err
     rejects = (tmp_path / "movements.rejects.ndjson").read_bytes().splitlines()
     assert [msgspec.json.decode(r)["code"] for r in rejects] == ["unknown_card"]
+
+
+def test_operator_add_reads_the_password_from_stdin_and_refuses_a_weak_one(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    services: Services,
+) -> None:
+    services.applier.apply(program())
+    use_database(monkeypatch, settings)
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery staple\n"))
+
+    added = main(
+        [
+            "operator",
+            "add",
+            "Anna",
+            "--role",
+            "store_manager",
+            "--scope",
+            "s1",
+            "s2",
+            "--password-stdin",
+        ]
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO("password2026\n"))
+    weak = main(["operator", "add", "bruno", "--role", "admin", "--password-stdin"])
+
+    out, err = capsys.readouterr()
+    assert added == 0 and "operator anna added: store_manager, scope s1 s2" in out
+    assert weak == 2 and "error [weak_password]" in err

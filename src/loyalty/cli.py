@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import secrets
 import sys
 import time
@@ -19,7 +20,8 @@ import msgspec
 from loyalty.adapters.migrations import apply_migrations
 from loyalty.bootstrap import Services, build_services
 from loyalty.commands.ingest import IngestSummary
-from loyalty.domain.errors import LoyaltyError
+from loyalty.domain.errors import LoyaltyError, WeakPassword
+from loyalty.domain.operator import Operator, Role
 from loyalty.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -78,7 +80,42 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--operator", required=True)
     cmd.add_argument("--movement-id", help="idempotency key (default: a new UUID)")
     cmd.set_defaults(handler=adjust)
+
+    add_operator_commands(commands.add_parser("operator", help="manage operators"))
     return parser
+
+
+def add_operator_commands(parser: argparse.ArgumentParser) -> None:
+    roles = [role.value for role in Role]
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    password_help = "read the password from the first line of stdin (default: prompt twice)"
+
+    cmd = actions.add_parser("add", help="create an operator")
+    cmd.add_argument("username")
+    cmd.add_argument("--role", required=True, choices=roles)
+    cmd.add_argument("--scope", nargs="*", default=[], metavar="NODE", help="node codes")
+    cmd.add_argument("--password-stdin", action="store_true", help=password_help)
+    cmd.set_defaults(handler=operator_add)
+
+    cmd = actions.add_parser("passwd", help="set an operator's password")
+    cmd.add_argument("username")
+    cmd.add_argument("--password-stdin", action="store_true", help=password_help)
+    cmd.set_defaults(handler=operator_passwd)
+
+    cmd = actions.add_parser("role", help="change an operator's role and scope")
+    cmd.add_argument("username")
+    cmd.add_argument("--role", required=True, choices=roles)
+    cmd.add_argument("--scope", nargs="*", default=[], metavar="NODE", help="node codes")
+    cmd.set_defaults(handler=operator_role)
+
+    cmd = actions.add_parser("deactivate", help="stop an operator from signing in")
+    cmd.add_argument("username")
+    cmd.add_argument("--reason", required=True)
+    cmd.set_defaults(handler=operator_deactivate)
+
+    cmd = actions.add_parser("reactivate", help="let a deactivated operator sign in again")
+    cmd.add_argument("username")
+    cmd.set_defaults(handler=operator_reactivate)
 
 
 def with_services(settings: Settings, work: Callable[[Services], int]) -> int:
@@ -215,6 +252,94 @@ def adjust(args: argparse.Namespace, settings: Settings) -> int:
             raise outcome
         assert isinstance(outcome, Recorded)
         print(outcome.body.decode())
+        return 0
+
+    return with_services(settings, work)
+
+
+def describe(operator: Operator) -> str:
+    return f"{operator.role}, scope {' '.join(operator.scope)}"
+
+
+def cli_actor() -> str:
+    """Who made a change from the command line, for the security trail."""
+    return f"cli:{getpass.getuser()}"
+
+
+def read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != password:
+        raise WeakPassword("the two passwords differ", field="password")
+    return password
+
+
+def operator_add(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.operators import add_operator
+
+    password = read_password(args)
+
+    def work(services: Services) -> int:
+        operator = add_operator(
+            services.ledger,
+            args.username,
+            password,
+            Role(args.role),
+            tuple(args.scope),
+            cli_actor(),
+        )
+        print(
+            f"operator {operator.username} added: {operator.role}, scope {' '.join(operator.scope)}"
+        )
+        return 0
+
+    return with_services(settings, work)
+
+
+def operator_passwd(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.operators import change_password
+
+    password = read_password(args)
+
+    def work(services: Services) -> int:
+        change_password(services.ledger, args.username, password, cli_actor())
+        print(f"password of {args.username} changed")
+        return 0
+
+    return with_services(settings, work)
+
+
+def operator_role(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.operators import change_role
+
+    def work(services: Services) -> int:
+        operator = change_role(
+            services.ledger, args.username, Role(args.role), tuple(args.scope), cli_actor()
+        )
+        print(f"operator {operator.username}: {describe(operator)}")
+        return 0
+
+    return with_services(settings, work)
+
+
+def operator_deactivate(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.operators import deactivate_operator
+
+    def work(services: Services) -> int:
+        deactivate_operator(services.ledger, args.username, args.reason, cli_actor())
+        print(f"operator {args.username} deactivated")
+        return 0
+
+    return with_services(settings, work)
+
+
+def operator_reactivate(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.operators import reactivate_operator
+
+    def work(services: Services) -> int:
+        reactivate_operator(services.ledger, args.username, cli_actor())
+        print(f"operator {args.username} reactivated")
         return 0
 
     return with_services(settings, work)

@@ -7,6 +7,7 @@ Error tree::
     │   ├── UnknownCard
     │   ├── UnknownNode
     │   ├── UnknownCampaign / UnknownPromotion / UnknownCluster / UnknownCustomer
+    │   ├── UnknownOperator
     │   └── UnknownOriginalMovement
     ├── ConflictError             (409)
     │   ├── IdempotencyConflict   same movement id, different body
@@ -23,6 +24,7 @@ Error tree::
         ├── InsufficientPoints
         ├── ReturnExceedsOriginal
         ├── CycleInNetwork / InvalidNetworkPlacement
+        ├── WeakPassword / InvalidUsername / InvalidScope   operators
         └── InvalidProgram        a program definition that cannot be applied
 """
 
@@ -148,3 +150,19 @@ class InvalidNetworkPlacement(RuleViolation):
 
 class InvalidProgram(RuleViolation):
     code = "invalid_program"
+
+
+class UnknownOperator(NotFoundError):
+    code = "unknown_operator"
+
+
+class WeakPassword(RuleViolation):
+    code = "weak_password"
+
+
+class InvalidUsername(RuleViolation):
+    code = "invalid_username"
+
+
+class InvalidScope(RuleViolation):
+    code = "invalid_scope"

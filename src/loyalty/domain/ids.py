@@ -24,6 +24,7 @@ CUSTOMER = uuid5(_ROOT, "customer")
 ACCOUNT = uuid5(_ROOT, "account")
 BUDGET = uuid5(_ROOT, "budget")
 NETWORK_ID = uuid5(_ROOT, "network")
+OPERATOR = uuid5(_ROOT, "operator")
 
 
 @lru_cache(maxsize=_CACHED)
@@ -67,3 +68,7 @@ def account_id(campaign: UUID, customer: UUID) -> UUID:
 @lru_cache(maxsize=_CACHED)
 def budget_id(promotion: UUID) -> UUID:
     return uuid5(BUDGET, str(promotion))
+
+
+def operator_id(username: str) -> UUID:
+    return uuid5(OPERATOR, username)
