@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ def database() -> Iterator[Settings]:
     name = f"loyalty_test_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(base.conninfo(), dbname="postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield msgspec.structs.replace(base, pg_db=name, pg_pool_size=2)
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    yield msgspec.structs.replace(base, pg_db=name, pg_pool_size=2, secret_key=key)
     with psycopg.connect(base.conninfo(), dbname="postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from loyalty.adapters.secrets import secret_key
 from loyalty.commands.apply import ProgramApplier
+from loyalty.commands.auth import Authenticator
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.movements import MovementDesk
 from loyalty.commands.writer import GroupCommitWriter
@@ -24,6 +26,7 @@ class Services:
     desk: MovementDesk
     writer: GroupCommitWriter
     applier: ProgramApplier
+    authenticator: Authenticator
 
     def close(self) -> None:
         self.writer.stop()
@@ -39,4 +42,11 @@ def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) 
         desk=desk,
         writer=GroupCommitWriter(desk, settings.max_batch),
         applier=ProgramApplier(ledger, clock),
+        authenticator=Authenticator(
+            ledger,
+            clock,
+            secret_key(settings),
+            access_ttl=timedelta(seconds=settings.access_token_ttl_s),
+            refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_s),
+        ),
     )

@@ -2,25 +2,29 @@
 
 Every setting has a documented environment variable and a safe default:
 
-=============================  ===========================================  ==================
-variable                       meaning                                      default
-=============================  ===========================================  ==================
-``LOYALTY_PG_HOST``            PostgreSQL host                              ``127.0.0.1``
-``LOYALTY_PG_PORT``            PostgreSQL port                              ``5432``
-``LOYALTY_PG_DB``              database name                                ``loyalty``
-``LOYALTY_PG_USER``            database user                                ``postgres``
-``LOYALTY_PG_PASSWORD``        database password                            (empty)
-``LOYALTY_PG_SCHEMA``          schema holding the event store and indexes   ``loyalty``
-``LOYALTY_PG_POOL_SIZE``       connections kept by the event store pool     ``4``
-``LOYALTY_HTTP_HOST``          address the API listens on                   ``127.0.0.1``
-``LOYALTY_HTTP_PORT``          port the API listens on                      ``8000``
-``LOYALTY_HTTP_WORKERS``       API server processes (each with its own      ``2``
-                               group-commit writer; one per core)
-``LOYALTY_MAX_BODY_BYTES``     largest accepted request body                ``1048576``
-``LOYALTY_MAX_BATCH``          most movements committed in one transaction  ``256``
-``LOYALTY_MAX_FUTURE_SKEW_S``  how far ``occurred_at`` may lie in the       ``300``
-                               future (seconds; tills' clocks drift)
-=============================  ===========================================  ==================
+=================================  ===========================================  ==================
+variable                           meaning                                      default
+=================================  ===========================================  ==================
+``LOYALTY_PG_HOST``                PostgreSQL host                              ``127.0.0.1``
+``LOYALTY_PG_PORT``                PostgreSQL port                              ``5432``
+``LOYALTY_PG_DB``                  database name                                ``loyalty``
+``LOYALTY_PG_USER``                database user                                ``postgres``
+``LOYALTY_PG_PASSWORD``            database password                            (empty)
+``LOYALTY_PG_SCHEMA``              schema holding the event store and indexes   ``loyalty``
+``LOYALTY_PG_POOL_SIZE``           connections kept by the event store pool     ``4``
+``LOYALTY_HTTP_HOST``              address the API listens on                   ``127.0.0.1``
+``LOYALTY_HTTP_PORT``              port the API listens on                      ``8000``
+``LOYALTY_HTTP_WORKERS``           API server processes (each with its own      ``2``
+                                   group-commit writer; one per core)
+``LOYALTY_MAX_BODY_BYTES``         largest accepted request body                ``1048576``
+``LOYALTY_MAX_BATCH``              most movements committed in one transaction  ``256``
+``LOYALTY_MAX_FUTURE_SKEW_S``      how far ``occurred_at`` may lie in the       ``300``
+                                   future (seconds; tills' clocks drift)
+``LOYALTY_SECRET_KEY``             the deployment's secret (32+ bytes, base64)  (key file)
+``LOYALTY_SECRET_KEY_FILE``        where the secret is kept when not given      ``var/secret.key``
+``LOYALTY_ACCESS_TOKEN_TTL_S``     operators' access tokens live (seconds)      ``900``
+``LOYALTY_REFRESH_TOKEN_TTL_S``    refresh tokens live (seconds)                ``43200``
+=================================  ===========================================  ==================
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     max_batch: int = 256
     max_future_skew_s: int = 300
+    secret_key: str = ""
+    secret_key_file: str = "var/secret.key"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 43_200
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

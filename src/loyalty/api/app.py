@@ -7,6 +7,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from loyalty import __version__
+from loyalty.api.auth import AuthController
 from loyalty.api.errors import HANDLERS
 from loyalty.api.terminal import TerminalController
 from loyalty.bootstrap import Services, build_services
@@ -31,7 +32,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             app.state.services.close()
 
     return Litestar(
-        route_handlers=[TerminalController, health],
+        route_handlers=[AuthController, TerminalController, health],
         exception_handlers=HANDLERS,
         on_startup=[start],
         on_shutdown=[stop],

@@ -27,7 +27,13 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     field: str | None = None
 
 
-def problem(status: int, code: str, detail: str, field: str | None = None) -> Response[Problem]:
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Problem]:
     return Response(
         Problem(
             type=f"urn:loyalty:problem:{code}",
@@ -39,12 +45,15 @@ def problem(status: int, code: str, detail: str, field: str | None = None) -> Re
         ),
         status_code=status,
         media_type=PROBLEM_JSON,
+        headers=headers,
     )
 
 
 def loyalty_error(_: Request[object, object, State], error: LoyaltyError) -> Response[Problem]:
     field = error.context.get("field")
-    return problem(error.status, error.code, error.message, str(field) if field else None)
+    retry_after = error.context.get("retry_after")
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return problem(error.status, error.code, error.message, str(field) if field else None, headers)
 
 
 def validation_error(

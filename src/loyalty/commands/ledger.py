@@ -72,6 +72,12 @@ class Ledger(Application[UUID]):
         """Runs one read statement on the event store's pool; returns its rows as tuples."""
         return self.query_all([(statement, params)])[0]
 
+    def execute(self, statement: Any, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Runs one writing statement in its own transaction; the rows it returns, if any."""
+        with self.ledger_recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params)
+            return [tuple(row.values()) for row in curs.fetchall()] if curs.description else []
+
     def query_all(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
         """Runs read statements in one round trip (a pipeline); the rows of each, in order."""
         with self.ledger_recorder.datastore.get_connection() as conn:

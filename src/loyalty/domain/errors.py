@@ -14,6 +14,7 @@ Error tree::
     │   ├── DuplicateCode         a code already used in its namespace
     │   └── ConcurrentUpdate      the stream moved on while we decided
     ├── AuthenticationFailed      (401)
+    ├── TooManyAttempts           (429)  sign-ins throttled or locked out
     ├── Forbidden                 (403)
     │   └── TerminalMismatch      a terminal posting for another terminal
     └── RuleViolation             (422)
@@ -96,6 +97,11 @@ class ConcurrentUpdate(ConflictError):
 class AuthenticationFailed(LoyaltyError):
     status = 401
     code = "unauthenticated"
+
+
+class TooManyAttempts(LoyaltyError):
+    status = 429
+    code = "too_many_attempts"
 
 
 class Forbidden(LoyaltyError):

@@ -25,6 +25,7 @@ ACCOUNT = uuid5(_ROOT, "account")
 BUDGET = uuid5(_ROOT, "budget")
 NETWORK_ID = uuid5(_ROOT, "network")
 OPERATOR = uuid5(_ROOT, "operator")
+SIGN_INS = uuid5(_ROOT, "sign-ins")
 
 
 @lru_cache(maxsize=_CACHED)
@@ -72,3 +73,7 @@ def budget_id(promotion: UUID) -> UUID:
 
 def operator_id(username: str) -> UUID:
     return uuid5(OPERATOR, username)
+
+
+def sign_ins_id(username: str) -> UUID:
+    return uuid5(SIGN_INS, username)

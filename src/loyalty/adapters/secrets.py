@@ -1,0 +1,32 @@
+"""The deployment's secret key (HMAC of client addresses now; encryption keys later).
+
+``LOYALTY_SECRET_KEY`` (32 bytes, base64) when set; otherwise a key file
+(``LOYALTY_SECRET_KEY_FILE``, default ``var/secret.key``), created with mode 0600 on first
+use so that every server process and restart of one host shares it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+
+from loyalty.settings import Settings
+
+KEY_BYTES = 32
+
+
+def secret_key(settings: Settings) -> bytes:
+    if settings.secret_key:
+        key = base64.b64decode(settings.secret_key)
+        if len(key) < KEY_BYTES:
+            raise ValueError(f"LOYALTY_SECRET_KEY must hold at least {KEY_BYTES} bytes (base64)")
+        return key
+    path = Path(settings.secret_key_file)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(secrets.token_bytes(KEY_BYTES))
+    return path.read_bytes()
