@@ -12,6 +12,7 @@ from loyalty.commands.auth import Authenticator
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.movements import MovementDesk
 from loyalty.commands.writer import GroupCommitWriter
+from loyalty.domain.operator import Role
 from loyalty.settings import Settings
 
 
@@ -48,5 +49,8 @@ def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) 
             secret_key(settings),
             access_ttl=timedelta(seconds=settings.access_token_ttl_s),
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_s),
+            two_factor_roles=frozenset(
+                Role(r.strip()) for r in settings.two_factor_roles.split(",") if r.strip()
+            ),
         ),
     )

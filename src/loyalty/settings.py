@@ -24,6 +24,8 @@ variable                           meaning                                      
 ``LOYALTY_SECRET_KEY_FILE``        where the secret is kept when not given      ``var/secret.key``
 ``LOYALTY_ACCESS_TOKEN_TTL_S``     operators' access tokens live (seconds)      ``900``
 ``LOYALTY_REFRESH_TOKEN_TTL_S``    refresh tokens live (seconds)                ``43200``
+``LOYALTY_TWO_FACTOR_ROLES``       roles that must sign in with a second factor ``admin``
+                                   (comma-separated; empty for none)
 =================================  ===========================================  ==================
 """
 
@@ -53,6 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret_key_file: str = "var/secret.key"
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 43_200
+    two_factor_roles: str = "admin"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

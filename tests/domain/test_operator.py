@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import pyotp
 import pytest
 
-from loyalty.domain.errors import InvalidScope, InvalidUsername, UnknownNode
+from loyalty.domain.errors import AuthenticationFailed, InvalidScope, InvalidUsername, UnknownNode
 from loyalty.domain.network import Network, NodeKind
-from loyalty.domain.operator import Operator, Role, normal_username, scope_for
+from loyalty.domain.operator import Operator, Role, matching_step, normal_username, scope_for
 
 
 def chain() -> Network:
@@ -83,3 +86,50 @@ def test_deactivating_and_reactivating_are_recorded_once_each() -> None:
     anna.reactivate(by="admin")
 
     assert anna.active and anna.version == 3
+
+
+SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+NOW = datetime(2026, 6, 1, 9, 0, 10, tzinfo=UTC)
+
+
+def code(at: datetime) -> str:
+    return pyotp.TOTP(SECRET).at(at)
+
+
+def test_a_code_of_the_current_or_a_neighbouring_step_matches_once() -> None:
+    step = int(NOW.timestamp()) // 30
+
+    assert matching_step(SECRET, code(NOW), NOW, after=0) == step
+    assert matching_step(SECRET, code(NOW - timedelta(seconds=30)), NOW, after=0) == step - 1
+    assert matching_step(SECRET, code(NOW + timedelta(seconds=30)), NOW, after=0) == step + 1
+    with pytest.raises(AuthenticationFailed):
+        matching_step(SECRET, code(NOW), NOW, after=step)
+    with pytest.raises(AuthenticationFailed):
+        matching_step(SECRET, code(NOW - timedelta(seconds=60)), NOW, after=0)
+
+
+def test_an_enrolment_is_confirmed_by_a_code_of_its_pending_secret_only() -> None:
+    anna = operator()
+    with pytest.raises(AuthenticationFailed):
+        anna.confirm_enrolment(SECRET, code(NOW), NOW, (b"d1",))
+
+    anna.start_enrolment(b"sealed")
+    with pytest.raises(AuthenticationFailed):
+        anna.confirm_enrolment(SECRET, "000000", NOW, (b"d1",))
+    anna.confirm_enrolment(SECRET, code(NOW), NOW, (b"d1",))
+
+    assert anna.two_factor and anna.secret_ciphertext == b"sealed"
+    with pytest.raises(AuthenticationFailed):
+        anna.accept_code(SECRET, code(NOW), NOW)  # the confirming code is spent
+
+
+def test_a_recovery_code_is_spent_when_used() -> None:
+    anna = operator()
+    anna.start_enrolment(b"sealed")
+    anna.confirm_enrolment(SECRET, code(NOW), NOW, (b"d1", b"d2"))
+
+    anna.accept_recovery_code(b"d1")
+
+    with pytest.raises(AuthenticationFailed):
+        anna.accept_recovery_code(b"d1")
+    assert anna.recovery_digests == frozenset({b"d2"})

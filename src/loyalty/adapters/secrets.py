@@ -1,4 +1,4 @@
-"""The deployment's secret key (HMAC of client addresses now; encryption keys later).
+"""The deployment's secret key (HMAC of client addresses, encryption of TOTP secrets).
 
 ``LOYALTY_SECRET_KEY`` (32 bytes, base64) when set; otherwise a key file
 (``LOYALTY_SECRET_KEY_FILE``, default ``var/secret.key``), created with mode 0600 on first
@@ -8,9 +8,13 @@ use so that every server process and restart of one host shares it.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from loyalty.settings import Settings
 
@@ -30,3 +34,21 @@ def secret_key(settings: Settings) -> bytes:
         with os.fdopen(descriptor, "wb") as out:
             out.write(secrets.token_bytes(KEY_BYTES))
     return path.read_bytes()
+
+
+class SecretBox:
+    """AES-256-GCM under a key derived from the deployment's secret for one ``purpose``;
+    the associated data (e.g. the owner's id) binds a ciphertext to its owner."""
+
+    NONCE_BYTES = 12
+
+    def __init__(self, key: bytes, purpose: str) -> None:
+        self._aead = AESGCM(hmac.new(key, purpose.encode(), hashlib.sha256).digest())
+
+    def seal(self, plaintext: bytes, associated: bytes) -> bytes:
+        nonce = secrets.token_bytes(self.NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, associated)
+
+    def open(self, sealed: bytes, associated: bytes) -> bytes:
+        nonce, ciphertext = sealed[: self.NONCE_BYTES], sealed[self.NONCE_BYTES :]
+        return self._aead.decrypt(nonce, ciphertext, associated)

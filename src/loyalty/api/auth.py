@@ -9,8 +9,16 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from loyalty.commands.auth import Authenticator, Session, Tokens
-from loyalty.domain.errors import AuthenticationFailed
+from loyalty.api.errors import InvalidField
+from loyalty.commands.auth import (
+    Authenticator,
+    Challenge,
+    Enrolment,
+    RecoveryCodes,
+    Session,
+    Tokens,
+)
+from loyalty.domain.errors import AuthenticationFailed, TwoFactorRequired
 from loyalty.domain.operator import Role
 
 
@@ -23,10 +31,25 @@ class Refresh(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     refresh_token: Annotated[str, msgspec.Meta(max_length=256)]
 
 
+class SecondFactor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The answer to a sign-in challenge: a TOTP ``code``, or one ``recovery_code``."""
+
+    challenge: Annotated[str, msgspec.Meta(max_length=256)]
+    code: Annotated[str, msgspec.Meta(pattern="^[0-9]{6}$")] | None = None
+    recovery_code: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+
+
+class Code(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    code: Annotated[str, msgspec.Meta(pattern="^[0-9]{6}$")]
+
+
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
     username: str
     role: Role
     scope: tuple[str, ...]
+    two_factor: bool
+    restricted: bool
+    """Until a required second factor is enrolled, only enrolment, ``/me`` and sign-out."""
 
 
 def authenticator_of(state: State) -> Authenticator:
@@ -41,9 +64,14 @@ def bearer_token(request: Request[object, object, State]) -> str:
     return token.strip()
 
 
-def session_of(request: Request[object, object, State]) -> Session:
-    """The caller's session, from its access token (every operator route starts here)."""
-    return authenticator_of(request.app.state).identify(bearer_token(request))
+def session_of(request: Request[object, object, State], restricted_ok: bool = False) -> Session:
+    """The caller's session, from its access token (every operator route starts here).
+    A restricted session (second factor required, not enrolled) only passes where
+    ``restricted_ok``."""
+    session = authenticator_of(request.app.state).identify(bearer_token(request))
+    if session.restricted and not restricted_ok:
+        raise TwoFactorRequired("enrol a second factor first (/api/v1/auth/two-factor)")
+    return session
 
 
 def client_address(request: Request[object, object, State]) -> str:
@@ -66,9 +94,54 @@ class AuthController(Controller):
         status_code=200,
         sync_to_thread=True,
     )
-    def sign_in(self, request: Request[object, object, State], data: JSONBody[SignIn]) -> Tokens:
+    def sign_in(
+        self, request: Request[object, object, State], data: JSONBody[SignIn]
+    ) -> Tokens | Challenge:
         authenticator = authenticator_of(request.app.state)
         return authenticator.sign_in(data.username, data.password, client_address(request))
+
+    @post(
+        "/login/second-factor",
+        operation_id="answerSecondFactor",
+        summary="Answer a sign-in challenge with a TOTP code or a recovery code",
+        description="A challenge is good once and for five minutes; a wrong code means "
+        "signing in again, and counts as a failed sign-in.",
+        status_code=200,
+        sync_to_thread=True,
+    )
+    def second_factor(
+        self, request: Request[object, object, State], data: JSONBody[SecondFactor]
+    ) -> Tokens:
+        if (data.code is None) == (data.recovery_code is None):
+            raise InvalidField("give either code or recovery_code", field="code")
+        return authenticator_of(request.app.state).answer_challenge(
+            data.challenge, data.code, data.recovery_code, client_address(request)
+        )
+
+    @post(
+        "/two-factor",
+        operation_id="startTwoFactorEnrolment",
+        summary="Start enrolling a TOTP authenticator",
+        description="Answers the provisioning URI (for a QR code) and the secret, once.",
+        status_code=201,
+        sync_to_thread=True,
+    )
+    def start_enrolment(self, request: Request[object, object, State]) -> Enrolment:
+        session = session_of(request, restricted_ok=True)
+        return authenticator_of(request.app.state).start_enrolment(session)
+
+    @post(
+        "/two-factor/confirm",
+        operation_id="confirmTwoFactorEnrolment",
+        summary="Confirm the enrolment with a code; get the recovery codes, once",
+        status_code=200,
+        sync_to_thread=True,
+    )
+    def confirm_enrolment(
+        self, request: Request[object, object, State], data: JSONBody[Code]
+    ) -> RecoveryCodes:
+        session = session_of(request, restricted_ok=True)
+        return authenticator_of(request.app.state).confirm_enrolment(session, data.code)
 
     @post(
         "/refresh",
@@ -93,5 +166,11 @@ class AuthController(Controller):
 
     @get("/me", operation_id="whoAmI", summary="The caller's identity", sync_to_thread=True)
     def me(self, request: Request[object, object, State]) -> Identity:
-        session = session_of(request)
-        return Identity(username=session.username, role=session.role, scope=session.scope)
+        session = session_of(request, restricted_ok=True)
+        return Identity(
+            username=session.username,
+            role=session.role,
+            scope=session.scope,
+            two_factor=session.two_factor,
+            restricted=session.restricted,
+        )

@@ -18,6 +18,20 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
+class UnsupportedMediaType(LoyaltyError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class MalformedJson(LoyaltyError):
+    code = "malformed_json"
+
+
+class InvalidField(LoyaltyError):
+    status = 422
+    code = "invalid_field"
+
+
 class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     type: str
     title: str

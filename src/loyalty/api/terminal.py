@@ -11,26 +11,13 @@ from litestar.datastructures import State
 from litestar.dto import MsgspecDTO
 from litestar.params import JSONBody, Parameter
 
+from loyalty.api.errors import InvalidField, MalformedJson, UnsupportedMediaType
 from loyalty.commands.movements import Recorded
 from loyalty.commands.schemas import CardView, MovementReceipt, PostMovement
 from loyalty.commands.writer import CardJob, GroupCommitWriter, PostJob
-from loyalty.domain.errors import AuthenticationFailed, LoyaltyError
+from loyalty.domain.errors import AuthenticationFailed
 
 JSON = "application/json"
-
-
-class UnsupportedMediaType(LoyaltyError):
-    status = 415
-    code = "unsupported_media_type"
-
-
-class MalformedJson(LoyaltyError):
-    code = "malformed_json"
-
-
-class InvalidField(LoyaltyError):
-    status = 422
-    code = "invalid_field"
 
 
 _movement_decoder = msgspec.json.Decoder(PostMovement)

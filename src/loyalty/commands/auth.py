@@ -10,6 +10,11 @@
 - A refresh token is good once: using it rotates the pair; presenting it again revokes the
   whole family (it leaked). Signing out revokes the family.
 - Tokens are random; only their SHA-256 digests are stored.
+- Two factors (TOTP, RFC 6238): an operator who enrolled one answers the password with a
+  single-use challenge, to be answered with a code (or a recovery code) within five
+  minutes. An operator whose role requires a second factor but who has none gets a
+  restricted session that can only enrol one. The TOTP secret is kept encrypted
+  (AES-GCM, bound to the operator), recovery codes as digests; each is good once.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from functools import cached_property
 from uuid import UUID
 
 import msgspec
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.application import AggregateNotFoundError
@@ -31,9 +37,15 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from psycopg.sql import SQL, Identifier
 
+from loyalty.adapters.secrets import SecretBox
 from loyalty.commands.ledger import Ledger
 from loyalty.domain import ids
-from loyalty.domain.errors import AuthenticationFailed, InvalidUsername, TooManyAttempts
+from loyalty.domain.errors import (
+    AlreadyEnrolled,
+    AuthenticationFailed,
+    InvalidUsername,
+    TooManyAttempts,
+)
 from loyalty.domain.operator import Operator, Role, normal_username
 from loyalty.domain.signin import SignIns
 
@@ -41,6 +53,9 @@ ADDRESS_LIMIT = 20
 ADDRESS_WINDOW = timedelta(minutes=15)
 WRONG_CREDENTIALS = "wrong username or password"
 ATTEMPTS = 3
+CHALLENGE_TTL = timedelta(minutes=5)
+RECOVERY_CODES = 10
+ISSUER = "Loyalty ledger"
 
 
 class Tokens(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +68,27 @@ class Tokens(msgspec.Struct, frozen=True, kw_only=True):
     refresh_expires_in: int
 
 
+class Challenge(msgspec.Struct, frozen=True, kw_only=True):
+    """The password was right; answer with a second factor (``/auth/login/second-factor``)."""
+
+    challenge: str
+    expires_in: int
+    second_factor_required: bool = True
+
+
+class Enrolment(msgspec.Struct, frozen=True, kw_only=True):
+    """A new TOTP secret, shown once: scan the URI, then confirm with a code."""
+
+    provisioning_uri: str
+    secret: str
+
+
+class RecoveryCodes(msgspec.Struct, frozen=True, kw_only=True):
+    """Single-use codes for when the authenticator is lost, shown once."""
+
+    recovery_codes: tuple[str, ...]
+
+
 class Session(msgspec.Struct, frozen=True, kw_only=True):
     """Who is calling, as an access token says."""
 
@@ -61,10 +97,19 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
     scope: tuple[str, ...]
     family: UUID
+    restricted: bool
+    two_factor: bool
 
 
 def digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def new_recovery_code() -> str:
+    """``ABCDE-FGHJK``: 50 random bits in an easily typed alphabet."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    letters = "".join(secrets.choice(alphabet) for _ in range(10))
+    return f"{letters[:5]}-{letters[5:]}"
 
 
 class Authenticator:
@@ -75,26 +120,37 @@ class Authenticator:
         key: bytes,
         access_ttl: timedelta,
         refresh_ttl: timedelta,
+        two_factor_roles: frozenset[Role] = frozenset({Role.ADMIN}),
     ) -> None:
         self.ledger = ledger
         self.clock = clock
         self.key = key
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self.two_factor_roles = two_factor_roles
+        self.totp_secrets = SecretBox(key, "totp-secret")
         self.hasher = PasswordHasher()
         schema = Identifier(ledger.settings.pg_schema)
         self._insert_token = SQL(
             "INSERT INTO {}.auth_tokens (token_digest, kind, family, operator_id, issued_at,"
-            " expires_at) VALUES (%s, %s, %s, %s, %s, %s)"
+            " expires_at, restricted) VALUES (%s, %s, %s, %s, %s, %s, %s)"
         ).format(schema)
         self._use_refresh = SQL(
             "UPDATE {}.auth_tokens SET used_at = %s WHERE token_digest = %s AND kind = 'refresh'"
             " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > %s"
-            " RETURNING family, operator_id"
+            " RETURNING family, operator_id, restricted"
         ).format(schema)
         self._token = SQL(
-            "SELECT family, operator_id, expires_at, used_at, revoked_at FROM {}.auth_tokens"
-            " WHERE token_digest = %s AND kind = %s"
+            "SELECT family, operator_id, expires_at, used_at, revoked_at, restricted"
+            " FROM {}.auth_tokens WHERE token_digest = %s AND kind = %s"
+        ).format(schema)
+        self._use_challenge = SQL(
+            "UPDATE {}.auth_tokens SET used_at = %s WHERE token_digest = %s"
+            " AND kind = 'challenge' AND used_at IS NULL AND revoked_at IS NULL"
+            " AND expires_at > %s RETURNING family, operator_id"
+        ).format(schema)
+        self._lift_restriction = SQL(
+            "UPDATE {}.auth_tokens SET restricted = false WHERE family = %s"
         ).format(schema)
         self._revoke_family = SQL(
             "UPDATE {}.auth_tokens SET revoked_at = %s WHERE family = %s AND revoked_at IS NULL"
@@ -112,9 +168,10 @@ class Authenticator:
         """A hash no password matches, checked when there is no account (same work)."""
         return self.hasher.hash(secrets.token_urlsafe(16))
 
-    def sign_in(self, username: str, password: str, address: str) -> Tokens:
-        """Tokens for a right password; :class:`AuthenticationFailed` or
-        :class:`TooManyAttempts` otherwise, the same for every username."""
+    def sign_in(self, username: str, password: str, address: str) -> Tokens | Challenge:
+        """Tokens (or a second-factor challenge) for a right password;
+        :class:`AuthenticationFailed` or :class:`TooManyAttempts` otherwise, the same for
+        every username."""
         now = self.clock()
         address_digest = hmac.new(self.key, address.encode(), hashlib.sha256).digest()
         self.check_address(address_digest, now)
@@ -140,12 +197,98 @@ class Authenticator:
                 continue
             assert operator is not None
             family = uuid.uuid4()
-            attempts.succeed(now, family)
             if self.hasher.check_needs_rehash(operator.password_hash):
                 operator.change_password(self.hasher.hash(password), by="sign-in rehash")
+            if operator.two_factor:
+                if self.save(operator):
+                    return self.challenge(family, operator.id, now)
+                continue
+            attempts.succeed(now, family)
             if self.save(attempts, operator):
-                return self.issue(family, operator.id, now)
+                restricted = operator.role in self.two_factor_roles
+                return self.issue(family, operator.id, now, restricted)
         raise TooManyAttempts("the account is busy; try again")
+
+    def challenge(self, family: UUID, operator_id: UUID, now: datetime) -> Challenge:
+        token = secrets.token_urlsafe(32)
+        self.ledger.execute(
+            self._insert_token,
+            (digest(token), "challenge", family, operator_id, now, now + CHALLENGE_TTL, False),
+        )
+        return Challenge(challenge=token, expires_in=int(CHALLENGE_TTL.total_seconds()))
+
+    def answer_challenge(
+        self, challenge: str, code: str | None, recovery_code: str | None, address: str
+    ) -> Tokens:
+        """Tokens for a challenge answered with a TOTP code or a recovery code. A challenge
+        is good once: a wrong code means signing in again, and counts as a failure."""
+        now = self.clock()
+        address_digest = hmac.new(self.key, address.encode(), hashlib.sha256).digest()
+        self.check_address(address_digest, now)
+        rows = self.ledger.execute(self._use_challenge, (now, digest(challenge), now))
+        if not rows:
+            raise AuthenticationFailed("the sign-in challenge is not valid; sign in again")
+        ((family, operator_id),) = rows
+        operator = self.operator_by_id(operator_id)
+        attempts = self.attempts_of(operator.username)
+        attempts.check_allowed(now)
+        try:
+            if recovery_code:
+                operator.accept_recovery_code(self.recovery_digest(recovery_code))
+            else:
+                operator.accept_code(self.secret_of(operator), code or "", now)
+        except AuthenticationFailed:
+            attempts.fail(now)
+            self.save(attempts)
+            self.ledger.execute(
+                self._record_address_failure, (now - ADDRESS_WINDOW, address_digest, now)
+            )
+            raise
+        attempts.succeed(now, family)
+        if not self.save(attempts, operator):
+            raise AuthenticationFailed("the code was used meanwhile; sign in again")
+        return self.issue(family, operator.id, now)
+
+    def secret_of(self, operator: Operator, pending: bool = False) -> str:
+        sealed = operator.pending_secret if pending else operator.secret_ciphertext
+        assert sealed is not None
+        return self.totp_secrets.open(sealed, operator.id.bytes).decode()
+
+    def start_enrolment(self, session: Session) -> Enrolment:
+        """A new TOTP secret for the caller, kept encrypted until confirmed."""
+        operator = self.operator_by_id(session.operator_id)
+        if operator.two_factor:
+            raise AlreadyEnrolled("a second factor is already enrolled")
+        secret = pyotp.random_base32()
+        operator.start_enrolment(self.totp_secrets.seal(secret.encode(), operator.id.bytes))
+        self.ledger.save(operator)
+        uri = pyotp.TOTP(secret).provisioning_uri(name=operator.username, issuer_name=ISSUER)
+        return Enrolment(provisioning_uri=uri, secret=secret)
+
+    def confirm_enrolment(self, session: Session, code: str) -> RecoveryCodes:
+        """Enrols the pending secret on a code made with it; lifts a restricted session."""
+        operator = self.operator_by_id(session.operator_id)
+        if operator.two_factor:
+            raise AlreadyEnrolled("a second factor is already enrolled")
+        if operator.pending_secret is None:
+            raise AuthenticationFailed("start the two-factor enrolment first")
+        codes = tuple(new_recovery_code() for _ in range(RECOVERY_CODES))
+        digests = tuple(self.recovery_digest(c) for c in codes)
+        secret = self.secret_of(operator, pending=True)
+        operator.confirm_enrolment(secret, code, self.clock(), digests)
+        self.ledger.save(operator)
+        self.ledger.execute(self._lift_restriction, (session.family,))
+        return RecoveryCodes(recovery_codes=codes)
+
+    def recovery_digest(self, code: str) -> bytes:
+        """Keyed (HMAC), and blind to case, spaces and dashes."""
+        normal = "".join(c for c in code.upper() if c.isalnum())
+        return hmac.new(self.key, b"recovery:" + normal.encode(), hashlib.sha256).digest()
+
+    def operator_by_id(self, operator_id: UUID) -> Operator:
+        operator: Aggregate = self.ledger.repository.get(operator_id)
+        assert isinstance(operator, Operator)
+        return operator
 
     def check_address(self, address_digest: bytes, now: datetime) -> None:
         ((failures,),) = self.ledger.query(
@@ -189,14 +332,17 @@ class Authenticator:
             return False
         return True
 
-    def issue(self, family: UUID, operator_id: UUID, now: datetime) -> Tokens:
+    def issue(
+        self, family: UUID, operator_id: UUID, now: datetime, restricted: bool = False
+    ) -> Tokens:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         for token, kind, ttl in (
             (access, "access", self.access_ttl),
             (refresh, "refresh", self.refresh_ttl),
         ):
             self.ledger.execute(
-                self._insert_token, (digest(token), kind, family, operator_id, now, now + ttl)
+                self._insert_token,
+                (digest(token), kind, family, operator_id, now, now + ttl, restricted),
             )
         return Tokens(
             access_token=access,
@@ -211,8 +357,8 @@ class Authenticator:
         token = digest(refresh_token)
         rows = self.ledger.execute(self._use_refresh, (now, token, now))
         if rows:
-            ((family, operator_id),) = rows
-            return self.issue(family, operator_id, now)
+            ((family, operator_id, restricted),) = rows
+            return self.issue(family, operator_id, now, restricted)
         found = self.ledger.query(self._token, (token, "refresh"))
         if found and found[0][3] is not None:
             family, operator_id = found[0][0], found[0][1]
@@ -242,7 +388,7 @@ class Authenticator:
         found = self.ledger.query(self._token, (digest(access_token), "access"))
         if not found:
             raise AuthenticationFailed("sign in: the access token is not valid")
-        family, operator_id, expires_at, _, revoked_at = found[0]
+        family, operator_id, expires_at, _, revoked_at, restricted = found[0]
         if revoked_at is not None or expires_at <= now:
             raise AuthenticationFailed("sign in again: the access token has expired")
         try:
@@ -258,4 +404,6 @@ class Authenticator:
             role=operator.role,
             scope=operator.scope,
             family=family,
+            restricted=restricted,
+            two_factor=operator.two_factor,
         )

@@ -12,11 +12,13 @@ Error tree::
     ├── ConflictError             (409)
     │   ├── IdempotencyConflict   same movement id, different body
     │   ├── DuplicateCode         a code already used in its namespace
-    │   └── ConcurrentUpdate      the stream moved on while we decided
+    │   ├── ConcurrentUpdate      the stream moved on while we decided
+    │   └── AlreadyEnrolled       a second factor is already enrolled
     ├── AuthenticationFailed      (401)
     ├── TooManyAttempts           (429)  sign-ins throttled or locked out
     ├── Forbidden                 (403)
-    │   └── TerminalMismatch      a terminal posting for another terminal
+    │   ├── TerminalMismatch      a terminal posting for another terminal
+    │   └── TwoFactorRequired     a restricted session: enrol a second factor first
     └── RuleViolation             (422)
         ├── InvalidMovement       malformed content (amounts, lines, dates…)
         ├── CardBlocked / CardReplaced
@@ -111,6 +113,14 @@ class Forbidden(LoyaltyError):
 
 class TerminalMismatch(Forbidden):
     code = "terminal_mismatch"
+
+
+class TwoFactorRequired(Forbidden):
+    code = "two_factor_required"
+
+
+class AlreadyEnrolled(ConflictError):
+    code = "already_enrolled"
 
 
 class RuleViolation(LoyaltyError):

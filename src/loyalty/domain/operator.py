@@ -15,22 +15,31 @@ Invariants:
 - a username is unique (the stream id derives from it), lower case, 3 to 64 characters;
 - admins and managers are scoped to the network root; the other roles name at least one
   node of the kinds their role allows;
-- the password is held only as an argon2id hash (hashing happens outside the domain).
+- the password is held only as an argon2id hash (hashing happens outside the domain);
+- the TOTP secret is held only encrypted, recovery codes only as keyed digests (both made
+  outside the domain); a TOTP time step, like a recovery code, is accepted once.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
+from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+import pyotp
 from eventsourcing.domain import Aggregate, event
 
 from loyalty.domain import ids
-from loyalty.domain.errors import InvalidScope, InvalidUsername
+from loyalty.domain.errors import AuthenticationFailed, InvalidScope, InvalidUsername
 from loyalty.domain.network import Network, NodeKind
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
+TOTP_PERIOD = 30
+TOTP_DRIFT_STEPS = 1
+"""A code of the step before or after the current one is accepted (clocks drift)."""
+WRONG_CODE = "wrong or already used code"
 
 
 class Role(StrEnum):
@@ -102,6 +111,18 @@ class Operator(Aggregate):
     class Reactivated(Aggregate.Event):
         by: str
 
+    class TwoFactorEnrolmentStarted(Aggregate.Event):
+        secret_ciphertext: bytes
+
+    class TwoFactorEnrolled(Aggregate.Event):
+        recovery_digests: tuple[bytes, ...]
+
+    class SecondFactorUsed(Aggregate.Event):
+        step: int
+
+    class RecoveryCodeUsed(Aggregate.Event):
+        digest: bytes
+
     @staticmethod
     def create_id(username: str) -> UUID:
         return ids.operator_id(username)
@@ -115,6 +136,15 @@ class Operator(Aggregate):
         self.scope = scope
         self.password_hash = password_hash
         self.active = True
+        self.pending_secret: bytes | None = None
+        self.secret_ciphertext: bytes | None = None
+        self.recovery_digests: frozenset[bytes] = frozenset()
+        self.last_step = 0
+
+    @property
+    def two_factor(self) -> bool:
+        """Whether the operator has enrolled a second factor."""
+        return self.secret_ciphertext is not None
 
     def change_password(self, password_hash: str, by: str) -> None:
         self._change_password(password_hash=password_hash, by=by)
@@ -147,3 +177,57 @@ class Operator(Aggregate):
     @event(Reactivated)
     def _reactivate(self, by: str) -> None:
         self.active = True
+
+    def start_enrolment(self, secret_ciphertext: bytes) -> None:
+        """Keeps a new (encrypted) TOTP secret until a code made with it confirms it."""
+        self._start_enrolment(secret_ciphertext=secret_ciphertext)
+
+    @event(TwoFactorEnrolmentStarted)
+    def _start_enrolment(self, secret_ciphertext: bytes) -> None:
+        self.pending_secret = secret_ciphertext
+
+    def confirm_enrolment(
+        self, secret: str, code: str, now: datetime, recovery_digests: tuple[bytes, ...]
+    ) -> None:
+        """Enrols the pending secret when ``code`` was made with it (``secret`` is the
+        pending secret, decrypted by the caller)."""
+        if self.pending_secret is None:
+            raise AuthenticationFailed("start the two-factor enrolment first")
+        step = matching_step(secret, code, now, self.last_step)
+        self._enrol(recovery_digests=recovery_digests)
+        self._use_step(step=step)
+
+    @event(TwoFactorEnrolled)
+    def _enrol(self, recovery_digests: tuple[bytes, ...]) -> None:
+        self.secret_ciphertext = self.pending_secret
+        self.pending_secret = None
+        self.recovery_digests = frozenset(recovery_digests)
+
+    def accept_code(self, secret: str, code: str, now: datetime) -> None:
+        """Accepts a TOTP code of the enrolled secret once; raises otherwise."""
+        self._use_step(step=matching_step(secret, code, now, self.last_step))
+
+    @event(SecondFactorUsed)
+    def _use_step(self, step: int) -> None:
+        self.last_step = step
+
+    def accept_recovery_code(self, digest: bytes) -> None:
+        """Accepts one of the recovery codes (by its keyed digest), once."""
+        if digest not in self.recovery_digests:
+            raise AuthenticationFailed(WRONG_CODE)
+        self._use_recovery(digest=digest)
+
+    @event(RecoveryCodeUsed)
+    def _use_recovery(self, digest: bytes) -> None:
+        self.recovery_digests = self.recovery_digests - {digest}
+
+
+def matching_step(secret: str, code: str, now: datetime, after: int) -> int:
+    """The TOTP time step (RFC 6238) near ``now`` whose code is ``code``, later than
+    ``after`` (a step already used is refused: no replay)."""
+    totp = pyotp.TOTP(secret, interval=TOTP_PERIOD)
+    current = int(now.timestamp()) // TOTP_PERIOD
+    for step in range(current - TOTP_DRIFT_STEPS, current + TOTP_DRIFT_STEPS + 1):
+        if step > after and hmac.compare_digest(totp.at(step * TOTP_PERIOD), code.strip()):
+            return step
+    raise AuthenticationFailed(WRONG_CODE)
