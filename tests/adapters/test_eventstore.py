@@ -8,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import JSONTranscoder
 
-from loyalty.adapters.eventstore import MsgspecMapper, program_kind
+from loyalty.adapters.eventstore import MsgspecMapper, stream_kind
 from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.movement import (
@@ -82,6 +82,7 @@ def test_an_aggregate_rebuilt_from_stored_events_has_the_same_state() -> None:
     assert (rebuilt.points, rebuilt.total_spend, rebuilt.version) == (10, Decimal("10.50"), 2)
 
 
-def test_program_streams_are_told_by_their_topic() -> None:
-    assert program_kind("loyalty.domain.promotion:Promotion.Versioned") == "promotion"
-    assert program_kind("loyalty.domain.account:Account.MovementRecorded") is None
+def test_registered_streams_are_told_by_their_topic() -> None:
+    assert stream_kind("loyalty.domain.promotion:Promotion.Versioned") == "promotion"
+    assert stream_kind("loyalty.domain.operator:Operator.Created") == "operator"
+    assert stream_kind("loyalty.domain.account:Account.MovementRecorded") is None

@@ -4,8 +4,9 @@ write-side indexes kept in the same transaction as the events.
 - :class:`MsgspecMapper` stores each event's fields as JSON, typed by the event class's
   own annotations, so Structs, Decimals, dates and UUIDs come back as themselves.
 - :class:`LedgerRecorder` writes, in the append transaction, the idempotency records of
-  the movements being appended (``movement_keys=``), and bumps the program revision and
-  registry whenever a program stream (network, campaign, promotion, cluster) changes.
+  the movements being appended (``movement_keys=``), registers program and operator
+  streams, and bumps the program revision whenever a program stream (network, campaign,
+  promotion, cluster) changes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ PROGRAM_KINDS = {
     "loyalty.domain.promotion:": "promotion",
     "loyalty.domain.cluster:": "cluster",
 }
+REGISTERED_KINDS = {**PROGRAM_KINDS, "loyalty.domain.operator:": "operator"}
+"""Streams listed in ``config_streams`` so that they can be found without scanning the log;
+only program streams bump the program revision."""
 
 _encoder = msgspec.json.Encoder()
 
@@ -198,19 +202,21 @@ class LedgerRecorder(PostgresApplicationRecorder):
         if movement_keys:
             columns = list(zip(*(msgspec.structs.astuple(k) for k in movement_keys), strict=True))
             curs.execute(self.insert_keys_statement, [list(c) for c in columns], prepare=True)
-        program = [
+        registered = [
             (e.originator_id, kind)
             for e in stored_events
-            if (kind := program_kind(e.topic)) is not None
+            if (kind := stream_kind(e.topic)) is not None
         ]
-        if program:
-            curs.execute(self.bump_revision_statement)
-            ids, kinds = zip(*program, strict=True)
+        if registered:
+            if any(kind in PROGRAM_KINDS.values() for _, kind in registered):
+                curs.execute(self.bump_revision_statement)
+            ids, kinds = zip(*registered, strict=True)
             curs.execute(self.register_streams_statement, [list(ids), list(kinds)])
 
 
-def program_kind(topic: str) -> str | None:
-    for prefix, kind in PROGRAM_KINDS.items():
+def stream_kind(topic: str) -> str | None:
+    """The registry kind of the stream an event of ``topic`` belongs to, if registered."""
+    for prefix, kind in REGISTERED_KINDS.items():
         if topic.startswith(prefix):
             return kind
     return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
+from psycopg.sql import SQL, Identifier
 
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.passwords import check_password, hash_password
@@ -31,6 +32,15 @@ def load_operator(ledger: Ledger, username: str) -> Operator:
         raise UnknownOperator(f"no operator is called {username!r}", username=username) from None
     assert isinstance(operator, Operator)
     return operator
+
+
+def list_operators(ledger: Ledger) -> list[Operator]:
+    """Every operator, by username."""
+    schema = Identifier(ledger.settings.pg_schema)
+    query = SQL("SELECT originator_id FROM {}.config_streams WHERE kind = 'operator'")
+    found = ledger.load_all(row[0] for row in ledger.query(query.format(schema)))
+    operators = [o for o in found.values() if isinstance(o, Operator)]
+    return sorted(operators, key=lambda o: o.username)
 
 
 def add_operator(

@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from psycopg.sql import SQL, Identifier
 
+from loyalty.adapters.eventstore import PROGRAM_KINDS
 from loyalty.commands.ledger import Ledger, Statement
 from loyalty.domain import ids
 from loyalty.domain.campaign import Campaign, CampaignView, campaign_for
@@ -111,7 +112,9 @@ class ProgramCache:
         self.ledger = ledger
         schema = Identifier(ledger.settings.pg_schema)
         self._revision = SQL("SELECT revision FROM {}.config_revision").format(schema)
-        self._streams = SQL("SELECT originator_id FROM {}.config_streams").format(schema)
+        self._streams = SQL(
+            "SELECT originator_id FROM {}.config_streams WHERE kind = ANY(%s)"
+        ).format(schema)
         self._program = Program(revision=-1)
         self._lock = threading.Lock()
 
@@ -134,7 +137,8 @@ class ProgramCache:
         if revision != self._program.revision:
             with self._lock:
                 if revision != self._program.revision:
-                    stream_ids = [row[0] for row in self.ledger.query(self._streams)]
+                    kinds = list(PROGRAM_KINDS.values())
+                    stream_ids = [row[0] for row in self.ledger.query(self._streams, (kinds,))]
                     aggregates = list(self.ledger.load_all(stream_ids).values())
                     self._program = Program.of(revision, aggregates)
         return self._program
