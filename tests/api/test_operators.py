@@ -155,9 +155,12 @@ def test_other_roles_cannot_manage_operators(client: TestClient[Any]) -> None:
     sam = token(client, "sam")
 
     assert client.get(OPERATORS, headers=sam).status_code == 403
-    assert client.post(
-        OPERATORS, json={"username": "x", "password": "y", "role": "admin"}, headers=sam
-    ).status_code == 403
+    assert (
+        client.post(
+            OPERATORS, json={"username": "x", "password": "y", "role": "admin"}, headers=sam
+        ).status_code
+        == 403
+    )
     assert client.get(OPERATORS).status_code == 401
 
 

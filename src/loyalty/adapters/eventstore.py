@@ -4,8 +4,8 @@ write-side indexes kept in the same transaction as the events.
 - :class:`MsgspecMapper` stores each event's fields as JSON, typed by the event class's
   own annotations, so Structs, Decimals, dates and UUIDs come back as themselves.
 - :class:`LedgerRecorder` writes, in the append transaction, the idempotency records of
-  the movements being appended (``movement_keys=``), registers program and operator
-  streams, and bumps the program revision whenever a program stream (network, campaign,
+  the movements being appended (``movement_keys=``), registers program, operator and
+  API client streams, and bumps the program revision whenever a program stream (network, campaign,
   promotion, cluster) changes.
 """
 
@@ -33,7 +33,11 @@ PROGRAM_KINDS = {
     "loyalty.domain.promotion:": "promotion",
     "loyalty.domain.cluster:": "cluster",
 }
-REGISTERED_KINDS = {**PROGRAM_KINDS, "loyalty.domain.operator:": "operator"}
+REGISTERED_KINDS = {
+    **PROGRAM_KINDS,
+    "loyalty.domain.operator:": "operator",
+    "loyalty.domain.apiclient:": "api_client",
+}
 """Streams listed in ``config_streams`` so that they can be found without scanning the log;
 only program streams bump the program revision."""
 

@@ -8,6 +8,7 @@ from litestar.openapi import OpenAPIConfig
 
 from loyalty import __version__
 from loyalty.api.auth import AuthController
+from loyalty.api.clients import ClientsController
 from loyalty.api.errors import HANDLERS
 from loyalty.api.operators import OperatorsController
 from loyalty.api.terminal import TerminalController
@@ -33,7 +34,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             app.state.services.close()
 
     return Litestar(
-        route_handlers=[AuthController, OperatorsController, TerminalController, health],
+        route_handlers=[
+            AuthController,
+            OperatorsController,
+            ClientsController,
+            TerminalController,
+            health,
+        ],
         exception_handlers=HANDLERS,
         on_startup=[start],
         on_shutdown=[stop],

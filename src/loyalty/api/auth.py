@@ -11,6 +11,7 @@ from litestar.params import JSONBody
 
 from loyalty.api.errors import InvalidField
 from loyalty.commands.auth import (
+    AccessToken,
     Authenticator,
     Challenge,
     Enrolment,
@@ -18,7 +19,8 @@ from loyalty.commands.auth import (
     Session,
     Tokens,
 )
-from loyalty.domain.errors import AuthenticationFailed, TwoFactorRequired
+from loyalty.domain.apiclient import ApiFamily
+from loyalty.domain.errors import AuthenticationFailed, FamilyNotAllowed, TwoFactorRequired
 from loyalty.domain.operator import Role
 
 
@@ -43,10 +45,16 @@ class Code(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     code: Annotated[str, msgspec.Meta(pattern="^[0-9]{6}$")]
 
 
+class KeyExchange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    api_key: Annotated[str, msgspec.Meta(max_length=256)]
+
+
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
     username: str
-    role: Role
+    role: Role | None
+    """``None`` for an API client."""
     scope: tuple[str, ...]
+    families: tuple[ApiFamily, ...]
     two_factor: bool
     restricted: bool
     """Until a required second factor is enrolled, only enrolment, ``/me`` and sign-out."""
@@ -64,11 +72,17 @@ def bearer_token(request: Request[object, object, State]) -> str:
     return token.strip()
 
 
-def session_of(request: Request[object, object, State], restricted_ok: bool = False) -> Session:
-    """The caller's session, from its access token (every operator route starts here).
-    A restricted session (second factor required, not enrolled) only passes where
-    ``restricted_ok``."""
+def session_of(
+    request: Request[object, object, State],
+    family: ApiFamily | None = None,
+    restricted_ok: bool = False,
+) -> Session:
+    """The caller's session, from its access token: every operator and client route
+    starts here. The token must be good for the route's API ``family``; a restricted
+    session (second factor required, not enrolled) only passes where ``restricted_ok``."""
     session = authenticator_of(request.app.state).identify(bearer_token(request))
+    if family is not None and family not in session.families:
+        raise FamilyNotAllowed(f"this token is not good for the {family} API")
     if session.restricted and not restricted_ok:
         raise TwoFactorRequired("enrol a second factor first (/api/v1/auth/two-factor)")
     return session
@@ -144,6 +158,19 @@ class AuthController(Controller):
         return authenticator_of(request.app.state).confirm_enrolment(session, data.code)
 
     @post(
+        "/token",
+        operation_id="exchangeApiKey",
+        summary="Exchange a third-party API key for an access token",
+        description="The token is good for the API families the key's client was given.",
+        status_code=200,
+        sync_to_thread=True,
+    )
+    def exchange(
+        self, request: Request[object, object, State], data: JSONBody[KeyExchange]
+    ) -> AccessToken:
+        return authenticator_of(request.app.state).exchange(data.api_key)
+
+    @post(
         "/refresh",
         operation_id="refreshTokens",
         summary="Exchange a refresh token for a new pair",
@@ -171,6 +198,7 @@ class AuthController(Controller):
             username=session.username,
             role=session.role,
             scope=session.scope,
+            families=tuple(sorted(session.families)),
             two_factor=session.two_factor,
             restricted=session.restricted,
         )

@@ -20,6 +20,7 @@ from loyalty.commands.operators import (
     load_operator,
     reactivate_operator,
 )
+from loyalty.domain.apiclient import ApiFamily
 from loyalty.domain.errors import Forbidden
 from loyalty.domain.operator import Operator, Role
 
@@ -62,7 +63,7 @@ def view(operator: Operator) -> OperatorView:
 
 def admin_of(request: Request[object, object, State]) -> Session:
     """The caller's session, when the caller is an admin."""
-    session = session_of(request)
+    session = session_of(request, ApiFamily.BACKOFFICE)
     if session.role is not Role.ADMIN:
         raise Forbidden("only an admin manages operators")
     return session

@@ -38,8 +38,10 @@ from eventsourcing.persistence import IntegrityError
 from psycopg.sql import SQL, Identifier
 
 from loyalty.adapters.secrets import SecretBox
+from loyalty.commands.apiclients import KEY_PREFIX, key_digest
 from loyalty.commands.ledger import Ledger
 from loyalty.domain import ids
+from loyalty.domain.apiclient import ApiClient, ApiFamily
 from loyalty.domain.errors import (
     AlreadyEnrolled,
     AuthenticationFailed,
@@ -89,16 +91,30 @@ class RecoveryCodes(msgspec.Struct, frozen=True, kw_only=True):
     recovery_codes: tuple[str, ...]
 
 
-class Session(msgspec.Struct, frozen=True, kw_only=True):
-    """Who is calling, as an access token says."""
+class AccessToken(msgspec.Struct, frozen=True, kw_only=True):
+    """What an API key is exchanged for: an access token (exchange the key again later)."""
 
-    operator_id: UUID
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+class Session(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is calling, as an access token says: an operator, or an API client (``role``
+    is then ``None``), with the API families and the network scope it may use."""
+
+    subject_id: UUID
     username: str
-    role: Role
+    role: Role | None
     scope: tuple[str, ...]
+    families: frozenset[ApiFamily]
     family: UUID
     restricted: bool
     two_factor: bool
+
+
+OPERATOR_FAMILIES = frozenset(ApiFamily) - {ApiFamily.TERMINAL}
+"""Operators use every API but the tills' own."""
 
 
 def digest(token: str) -> bytes:
@@ -132,22 +148,24 @@ class Authenticator:
         self.hasher = PasswordHasher()
         schema = Identifier(ledger.settings.pg_schema)
         self._insert_token = SQL(
-            "INSERT INTO {}.auth_tokens (token_digest, kind, family, operator_id, issued_at,"
-            " expires_at, restricted) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            "INSERT INTO {}.auth_tokens (token_digest, kind, family, subject_id, issued_at,"
+            " expires_at, restricted, subject_kind, key_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ).format(schema)
         self._use_refresh = SQL(
             "UPDATE {}.auth_tokens SET used_at = %s WHERE token_digest = %s AND kind = 'refresh'"
             " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > %s"
-            " RETURNING family, operator_id, restricted"
+            " AND subject_kind = 'operator' RETURNING family, subject_id, restricted"
         ).format(schema)
         self._token = SQL(
-            "SELECT family, operator_id, expires_at, used_at, revoked_at, restricted"
+            "SELECT family, subject_id, expires_at, used_at, revoked_at, restricted,"
+            " subject_kind, key_id"
             " FROM {}.auth_tokens WHERE token_digest = %s AND kind = %s"
         ).format(schema)
         self._use_challenge = SQL(
             "UPDATE {}.auth_tokens SET used_at = %s WHERE token_digest = %s"
             " AND kind = 'challenge' AND used_at IS NULL AND revoked_at IS NULL"
-            " AND expires_at > %s RETURNING family, operator_id"
+            " AND expires_at > %s RETURNING family, subject_id"
         ).format(schema)
         self._lift_restriction = SQL(
             "UPDATE {}.auth_tokens SET restricted = false WHERE family = %s"
@@ -213,7 +231,17 @@ class Authenticator:
         token = secrets.token_urlsafe(32)
         self.ledger.execute(
             self._insert_token,
-            (digest(token), "challenge", family, operator_id, now, now + CHALLENGE_TTL, False),
+            (
+                digest(token),
+                "challenge",
+                family,
+                operator_id,
+                now,
+                now + CHALLENGE_TTL,
+                False,
+                "operator",
+                None,
+            ),
         )
         return Challenge(challenge=token, expires_in=int(CHALLENGE_TTL.total_seconds()))
 
@@ -256,7 +284,7 @@ class Authenticator:
 
     def start_enrolment(self, session: Session) -> Enrolment:
         """A new TOTP secret for the caller, kept encrypted until confirmed."""
-        operator = self.operator_by_id(session.operator_id)
+        operator = self.operator_by_id(session.subject_id)
         if operator.two_factor:
             raise AlreadyEnrolled("a second factor is already enrolled")
         secret = pyotp.random_base32()
@@ -267,7 +295,7 @@ class Authenticator:
 
     def confirm_enrolment(self, session: Session, code: str) -> RecoveryCodes:
         """Enrols the pending secret on a code made with it; lifts a restricted session."""
-        operator = self.operator_by_id(session.operator_id)
+        operator = self.operator_by_id(session.subject_id)
         if operator.two_factor:
             raise AlreadyEnrolled("a second factor is already enrolled")
         if operator.pending_secret is None:
@@ -342,7 +370,17 @@ class Authenticator:
         ):
             self.ledger.execute(
                 self._insert_token,
-                (digest(token), kind, family, operator_id, now, now + ttl, restricted),
+                (
+                    digest(token),
+                    kind,
+                    family,
+                    operator_id,
+                    now,
+                    now + ttl,
+                    restricted,
+                    "operator",
+                    None,
+                ),
             )
         return Tokens(
             access_token=access,
@@ -380,30 +418,83 @@ class Authenticator:
         now = self.clock()
         session = self.identify(access_token)
         self.ledger.execute(self._revoke_family, (now, session.family))
-        self.record(session.operator_id, lambda log: log.sign_out(now, session.family))
+        if session.role is not None:
+            self.record(session.subject_id, lambda log: log.sign_out(now, session.family))
+
+    def exchange(self, api_key: str) -> AccessToken:
+        """An access token for a live API key of a registered client."""
+        client = self.client_of_key(api_key)
+        now = self.clock()
+        token = secrets.token_urlsafe(32)
+        key_id = api_key.split(":")[2]
+        self.ledger.execute(
+            self._insert_token,
+            (
+                digest(token),
+                "access",
+                uuid.uuid4(),
+                client.id,
+                now,
+                now + self.access_ttl,
+                False,
+                "client",
+                key_id,
+            ),
+        )
+        return AccessToken(access_token=token, expires_in=int(self.access_ttl.total_seconds()))
+
+    def client_of_key(self, api_key: str) -> ApiClient:
+        parts = api_key.split(":")
+        refused = AuthenticationFailed("the API key is not valid")
+        if len(parts) != 4 or parts[0] != KEY_PREFIX:
+            raise refused
+        try:
+            client: Aggregate = self.ledger.repository.get(ids.api_client_id(parts[1]))
+        except AggregateNotFoundError:
+            raise refused from None
+        assert isinstance(client, ApiClient)
+        stored = client.keys.get(parts[2])
+        if stored is None or not hmac.compare_digest(stored, key_digest(api_key)):
+            raise refused
+        return client
 
     def identify(self, access_token: str) -> Session:
-        """The session of a live access token of an active operator."""
+        """The session of a live access token of an active operator or a client's live key."""
         now = self.clock()
         found = self.ledger.query(self._token, (digest(access_token), "access"))
         if not found:
             raise AuthenticationFailed("sign in: the access token is not valid")
-        family, operator_id, expires_at, _, revoked_at, restricted = found[0]
+        family, subject_id, expires_at, _, revoked_at, restricted, kind, key_id = found[0]
         if revoked_at is not None or expires_at <= now:
             raise AuthenticationFailed("sign in again: the access token has expired")
         try:
-            operator: Aggregate = self.ledger.repository.get(operator_id)
+            subject: Aggregate = self.ledger.repository.get(subject_id)
         except AggregateNotFoundError:
             raise AuthenticationFailed("sign in: the access token is not valid") from None
-        assert isinstance(operator, Operator)
-        if not operator.active:
+        if kind == "client":
+            assert isinstance(subject, ApiClient)
+            if key_id not in subject.keys:
+                raise AuthenticationFailed("the API key of this token was revoked")
+            return Session(
+                subject_id=subject.id,
+                username=f"client:{subject.name}",
+                role=None,
+                scope=subject.scope,
+                families=frozenset(subject.families),
+                family=family,
+                restricted=False,
+                two_factor=False,
+            )
+        assert isinstance(subject, Operator)
+        if not subject.active:
             raise AuthenticationFailed("this operator is deactivated")
         return Session(
-            operator_id=operator.id,
-            username=operator.username,
-            role=operator.role,
-            scope=operator.scope,
+            subject_id=subject.id,
+            username=subject.username,
+            role=subject.role,
+            scope=subject.scope,
+            families=OPERATOR_FAMILIES,
             family=family,
             restricted=restricted,
-            two_factor=operator.two_factor,
+            two_factor=subject.two_factor,
         )

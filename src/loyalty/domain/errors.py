@@ -7,7 +7,7 @@ Error tree::
     │   ├── UnknownCard
     │   ├── UnknownNode
     │   ├── UnknownCampaign / UnknownPromotion / UnknownCluster / UnknownCustomer
-    │   ├── UnknownOperator
+    │   ├── UnknownOperator / UnknownApiClient / UnknownApiKey
     │   └── UnknownOriginalMovement
     ├── ConflictError             (409)
     │   ├── IdempotencyConflict   same movement id, different body
@@ -18,7 +18,8 @@ Error tree::
     ├── TooManyAttempts           (429)  sign-ins throttled or locked out
     ├── Forbidden                 (403)
     │   ├── TerminalMismatch      a terminal posting for another terminal
-    │   └── TwoFactorRequired     a restricted session: enrol a second factor first
+    │   ├── TwoFactorRequired     a restricted session: enrol a second factor first
+    │   └── FamilyNotAllowed      a token used on an API family it was not given
     └── RuleViolation             (422)
         ├── InvalidMovement       malformed content (amounts, lines, dates…)
         ├── CardBlocked / CardReplaced
@@ -119,6 +120,10 @@ class TwoFactorRequired(Forbidden):
     code = "two_factor_required"
 
 
+class FamilyNotAllowed(Forbidden):
+    code = "api_family_not_allowed"
+
+
 class AlreadyEnrolled(ConflictError):
     code = "already_enrolled"
 
@@ -170,6 +175,14 @@ class InvalidProgram(RuleViolation):
 
 class UnknownOperator(NotFoundError):
     code = "unknown_operator"
+
+
+class UnknownApiClient(NotFoundError):
+    code = "unknown_api_client"
+
+
+class UnknownApiKey(NotFoundError):
+    code = "unknown_api_key"
 
 
 class WeakPassword(RuleViolation):

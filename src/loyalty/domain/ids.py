@@ -26,6 +26,7 @@ BUDGET = uuid5(_ROOT, "budget")
 NETWORK_ID = uuid5(_ROOT, "network")
 OPERATOR = uuid5(_ROOT, "operator")
 SIGN_INS = uuid5(_ROOT, "sign-ins")
+API_CLIENT = uuid5(_ROOT, "api-client")
 
 
 @lru_cache(maxsize=_CACHED)
@@ -77,3 +78,7 @@ def operator_id(username: str) -> UUID:
 
 def sign_ins_id(username: str) -> UUID:
     return uuid5(SIGN_INS, username)
+
+
+def api_client_id(name: str) -> UUID:
+    return uuid5(API_CLIENT, name)
