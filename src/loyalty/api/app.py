@@ -10,6 +10,7 @@ from loyalty import __version__
 from loyalty.api.auth import AuthController
 from loyalty.api.clients import ClientsController
 from loyalty.api.errors import HANDLERS
+from loyalty.api.network import NetworkController
 from loyalty.api.operators import OperatorsController
 from loyalty.api.terminal import TerminalController
 from loyalty.bootstrap import Services, build_services
@@ -38,6 +39,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             AuthController,
             OperatorsController,
             ClientsController,
+            NetworkController,
             TerminalController,
             health,
         ],

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
+from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody
 
 from loyalty.api.errors import InvalidField
@@ -20,7 +23,12 @@ from loyalty.commands.auth import (
     Tokens,
 )
 from loyalty.domain.apiclient import ApiFamily
-from loyalty.domain.errors import AuthenticationFailed, FamilyNotAllowed, TwoFactorRequired
+from loyalty.domain.errors import (
+    AuthenticationFailed,
+    FamilyNotAllowed,
+    Forbidden,
+    TwoFactorRequired,
+)
 from loyalty.domain.operator import Role
 
 
@@ -65,26 +73,45 @@ def authenticator_of(state: State) -> Authenticator:
     return authenticator
 
 
-def bearer_token(request: Request[object, object, State]) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("send the access token as 'Authorization: Bearer <token>'")
     return token.strip()
 
 
 def session_of(
-    request: Request[object, object, State],
+    connection: ASGIConnection[Any, Any, Any, Any],
     family: ApiFamily | None = None,
     restricted_ok: bool = False,
 ) -> Session:
     """The caller's session, from its access token: every operator and client route
     starts here. The token must be good for the route's API ``family``; a restricted
     session (second factor required, not enrolled) only passes where ``restricted_ok``."""
-    session = authenticator_of(request.app.state).identify(bearer_token(request))
+    session = authenticator_of(connection.app.state).identify(bearer_token(connection))
     if family is not None and family not in session.families:
         raise FamilyNotAllowed(f"this token is not good for the {family} API")
     if session.restricted and not restricted_ok:
         raise TwoFactorRequired("enrol a second factor first (/api/v1/auth/two-factor)")
+    return session
+
+
+async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: any live session, restricted or not (read back with :func:`caller_session`)."""
+    connection.state.session = await anyio.to_thread.run_sync(session_of, connection, None, True)
+
+
+async def operators_only(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Guard: an operator's session, restricted or not; API clients are refused."""
+    await signed_in(connection, handler)
+    if connection.state.session.role is None:
+        raise Forbidden("API clients sign in with their key; they enrol no second factor")
+
+
+def caller_session(request: Request[object, object, State]) -> Session:
+    session: Session = request.state.session
     return session
 
 
@@ -139,9 +166,10 @@ class AuthController(Controller):
         description="Answers the provisioning URI (for a QR code) and the secret, once.",
         status_code=201,
         sync_to_thread=True,
+        guards=[operators_only],
     )
     def start_enrolment(self, request: Request[object, object, State]) -> Enrolment:
-        session = session_of(request, restricted_ok=True)
+        session = caller_session(request)
         return authenticator_of(request.app.state).start_enrolment(session)
 
     @post(
@@ -150,11 +178,12 @@ class AuthController(Controller):
         summary="Confirm the enrolment with a code; get the recovery codes, once",
         status_code=200,
         sync_to_thread=True,
+        guards=[operators_only],
     )
     def confirm_enrolment(
         self, request: Request[object, object, State], data: JSONBody[Code]
     ) -> RecoveryCodes:
-        session = session_of(request, restricted_ok=True)
+        session = caller_session(request)
         return authenticator_of(request.app.state).confirm_enrolment(session, data.code)
 
     @post(
@@ -187,13 +216,20 @@ class AuthController(Controller):
         summary="Revoke the session of this access token",
         status_code=204,
         sync_to_thread=True,
+        guards=[signed_in],
     )
     def sign_out(self, request: Request[object, object, State]) -> None:
         authenticator_of(request.app.state).sign_out(bearer_token(request))
 
-    @get("/me", operation_id="whoAmI", summary="The caller's identity", sync_to_thread=True)
+    @get(
+        "/me",
+        operation_id="whoAmI",
+        summary="The caller's identity",
+        sync_to_thread=True,
+        guards=[signed_in],
+    )
     def me(self, request: Request[object, object, State]) -> Identity:
-        session = session_of(request, restricted_ok=True)
+        session = caller_session(request)
         return Identity(
             username=session.username,
             role=session.role,

@@ -10,7 +10,8 @@ from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
-from loyalty.api.operators import Node, admin_of
+from loyalty.api.access import Action, caller, requires
+from loyalty.api.operators import Node
 from loyalty.commands.apiclients import (
     issue_client_key,
     list_clients,
@@ -54,9 +55,13 @@ class ClientsController(Controller):
     path = "/api/v1/backoffice/clients"
     tags = ("Backoffice",)
 
-    @get(operation_id="listApiClients", summary="Every API client", sync_to_thread=True)
+    @get(
+        operation_id="listApiClients",
+        summary="Every API client",
+        sync_to_thread=True,
+        guards=[requires(Action.MANAGE_CLIENTS)],
+    )
     def list_all(self, request: Request[object, object, State]) -> list[ClientView]:
-        admin_of(request)
         return [view(c) for c in list_clients(request.app.state.services.ledger)]
 
     @post(
@@ -64,11 +69,12 @@ class ClientsController(Controller):
         summary="Register an API client and issue its first key",
         status_code=201,
         sync_to_thread=True,
+        guards=[requires(Action.MANAGE_CLIENTS)],
     )
     def register(
         self, request: Request[object, object, State], data: JSONBody[NewClient]
     ) -> IssuedKey:
-        admin = admin_of(request)
+        admin = caller(request)
         client, key = register_client(
             request.app.state.services.ledger, data.name, data.families, data.scope, admin.username
         )
@@ -81,9 +87,10 @@ class ClientsController(Controller):
         summary="Issue another key (to rotate keys)",
         status_code=201,
         sync_to_thread=True,
+        guards=[requires(Action.MANAGE_CLIENTS)],
     )
     def issue(self, request: Request[object, object, State], name: FromPath[str]) -> IssuedKey:
-        admin = admin_of(request)
+        admin = caller(request)
         key_id, key = issue_client_key(request.app.state.services.ledger, name, admin.username)
         return IssuedKey(client=name, key_id=key_id, api_key=key)
 
@@ -93,9 +100,10 @@ class ClientsController(Controller):
         summary="Revoke a key; the tokens it got stop working at once",
         status_code=204,
         sync_to_thread=True,
+        guards=[requires(Action.MANAGE_CLIENTS)],
     )
     def revoke(
         self, request: Request[object, object, State], name: FromPath[str], key_id: FromPath[str]
     ) -> None:
-        admin = admin_of(request)
+        admin = caller(request)
         revoke_client_key(request.app.state.services.ledger, name, key_id, admin.username)

@@ -10,8 +10,7 @@ from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
-from loyalty.api.auth import session_of
-from loyalty.commands.auth import Session
+from loyalty.api.access import Action, caller, requires
 from loyalty.commands.operators import (
     add_operator,
     change_role,
@@ -20,7 +19,6 @@ from loyalty.commands.operators import (
     load_operator,
     reactivate_operator,
 )
-from loyalty.domain.apiclient import ApiFamily
 from loyalty.domain.errors import Forbidden
 from loyalty.domain.operator import Operator, Role
 
@@ -61,21 +59,17 @@ def view(operator: Operator) -> OperatorView:
     )
 
 
-def admin_of(request: Request[object, object, State]) -> Session:
-    """The caller's session, when the caller is an admin."""
-    session = session_of(request, ApiFamily.BACKOFFICE)
-    if session.role is not Role.ADMIN:
-        raise Forbidden("only an admin manages operators")
-    return session
-
-
 class OperatorsController(Controller):
     path = "/api/v1/backoffice/operators"
     tags = ("Backoffice",)
 
-    @get(operation_id="listOperators", summary="Every operator", sync_to_thread=True)
+    @get(
+        operation_id="listOperators",
+        summary="Every operator",
+        sync_to_thread=True,
+        guards=[requires(Action.MANAGE_OPERATORS)],
+    )
     def list_all(self, request: Request[object, object, State]) -> list[OperatorView]:
-        admin_of(request)
         return [view(o) for o in list_operators(request.app.state.services.ledger)]
 
     @post(
@@ -84,11 +78,12 @@ class OperatorsController(Controller):
         description="The password must meet the policy; the scope must suit the role.",
         status_code=201,
         sync_to_thread=True,
+        guards=[requires(Action.MANAGE_OPERATORS)],
     )
     def add(
         self, request: Request[object, object, State], data: JSONBody[NewOperator]
     ) -> OperatorView:
-        admin = admin_of(request)
+        admin = caller(request)
         operator = add_operator(
             request.app.state.services.ledger,
             data.username,
@@ -99,9 +94,14 @@ class OperatorsController(Controller):
         )
         return view(operator)
 
-    @get("/{username:str}", operation_id="getOperator", summary="One operator", sync_to_thread=True)
+    @get(
+        "/{username:str}",
+        operation_id="getOperator",
+        summary="One operator",
+        sync_to_thread=True,
+        guards=[requires(Action.MANAGE_OPERATORS)],
+    )
     def get(self, request: Request[object, object, State], username: FromPath[str]) -> OperatorView:
-        admin_of(request)
         return view(load_operator(request.app.state.services.ledger, username))
 
     @put(
@@ -109,6 +109,7 @@ class OperatorsController(Controller):
         operation_id="changeOperatorRole",
         summary="Change an operator's role and scope",
         sync_to_thread=True,
+        guards=[requires(Action.MANAGE_OPERATORS)],
     )
     def change_role(
         self,
@@ -116,7 +117,7 @@ class OperatorsController(Controller):
         username: FromPath[str],
         data: JSONBody[RoleChange],
     ) -> OperatorView:
-        admin = admin_of(request)
+        admin = caller(request)
         ledger = request.app.state.services.ledger
         return view(change_role(ledger, username, data.role, data.scope, by=admin.username))
 
@@ -126,6 +127,7 @@ class OperatorsController(Controller):
         summary="Stop an operator from signing in; ends their sessions",
         status_code=200,
         sync_to_thread=True,
+        guards=[requires(Action.MANAGE_OPERATORS)],
     )
     def deactivate(
         self,
@@ -133,7 +135,7 @@ class OperatorsController(Controller):
         username: FromPath[str],
         data: JSONBody[Deactivation],
     ) -> OperatorView:
-        admin = admin_of(request)
+        admin = caller(request)
         if load_operator(request.app.state.services.ledger, username).username == admin.username:
             raise Forbidden("an admin cannot deactivate themselves")
         ledger = request.app.state.services.ledger
@@ -146,11 +148,12 @@ class OperatorsController(Controller):
         summary="Let a deactivated operator sign in again",
         status_code=200,
         sync_to_thread=True,
+        guards=[requires(Action.MANAGE_OPERATORS)],
     )
     def reactivate(
         self, request: Request[object, object, State], username: FromPath[str]
     ) -> OperatorView:
-        admin = admin_of(request)
+        admin = caller(request)
         ledger = request.app.state.services.ledger
         reactivate_operator(ledger, username, by=admin.username)
         return view(load_operator(ledger, username))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.dto import MsgspecDTO
+from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 
 from loyalty.api.errors import InvalidField, MalformedJson, UnsupportedMediaType
@@ -38,12 +41,31 @@ class StrictMovementBody(MsgspecDTO[PostMovement]):
             raise MalformedJson("the body is not valid JSON") from None
 
 
-def terminal_key_digest(request: Request[object, object, State]) -> str:
+def terminal_key_digest(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """SHA-256 of the bearer key; the key itself is never kept or logged."""
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    scheme, _, key = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise AuthenticationFailed("send the terminal key as 'Authorization: Bearer <key>'")
     return hashlib.sha256(key.strip().encode()).hexdigest()
+
+
+async def terminal_only(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Refuses, before the body is read, a request without a live terminal key (and a
+    movement that is not JSON). The key's digest is left for the handler; the writer
+    checks it again, with the terminal it names, against the program it records on."""
+    if isinstance(connection, Request) and connection.method == "POST":
+        content_type = connection.headers.get("content-type", "").split(";")[0].strip()
+        if content_type != JSON:
+            raise UnsupportedMediaType("send the movement as application/json")
+    digest = terminal_key_digest(connection)
+    program = writer_of(connection.app.state).desk.program
+    if digest not in program.last.terminal_keys:
+        refreshed = await anyio.to_thread.run_sync(program.current)
+        if digest not in refreshed.terminal_keys:
+            raise AuthenticationFailed("unknown or revoked terminal key")
+    connection.state.key_digest = digest
 
 
 def writer_of(state: State) -> GroupCommitWriter:
@@ -54,6 +76,7 @@ def writer_of(state: State) -> GroupCommitWriter:
 class TerminalController(Controller):
     path = "/api/v1/terminal"
     tags = ("Terminal",)
+    guards = [terminal_only]  # noqa: RUF012 (litestar's own attribute)
 
     @post(
         "/movements",
@@ -70,9 +93,7 @@ class TerminalController(Controller):
     async def post_movement(
         self, request: Request[object, object, State], data: JSONBody[PostMovement], state: State
     ) -> Response[MovementReceipt]:
-        if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
-            raise UnsupportedMediaType("send the movement as application/json")
-        digest = terminal_key_digest(request)
+        digest: str = request.state.key_digest
         recorded: Recorded = await writer_of(state).submit(PostJob(digest, data))
         return Response(recorded.body, status_code=recorded.status, media_type=JSON)  # type: ignore[arg-type]
 
@@ -83,5 +104,6 @@ class TerminalController(Controller):
         state: State,
         card: str = Parameter(max_length=64),
     ) -> CardView:
-        view: CardView = await writer_of(state).submit(CardJob(terminal_key_digest(request), card))
+        job = CardJob(request.state.key_digest, card)
+        view: CardView = await writer_of(state).submit(job)
         return view

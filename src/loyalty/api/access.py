@@ -1,0 +1,91 @@
+"""Who may do what, and where: the one place every operator and client route asks.
+
+Two questions:
+
+1. **may** the caller take this action at all? Each route declares its action with the
+   guard :func:`requires` (litestar's guards run before the body is even read): no valid
+   token answers ``401``, an API family the token was not given ``403
+   api_family_not_allowed``, an action the role lacks ``403 forbidden``.
+2. **where**: the network nodes a request names must lie in the caller's scope (a scope
+   node covers its subtree), checked by :func:`check_in_scope` once the node is known. A
+   node outside the scope answers ``404`` exactly like a node that does not exist, so
+   that ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.handlers import BaseRouteHandler
+from litestar.types import Guard
+
+from loyalty.api.auth import session_of
+from loyalty.commands.auth import Session
+from loyalty.domain.apiclient import ApiFamily
+from loyalty.domain.errors import Forbidden, UnknownNode
+from loyalty.domain.network import Network
+from loyalty.domain.operator import Role
+
+
+class Action(StrEnum):
+    READ_NETWORK = "read_network"
+    CHANGE_NETWORK = "change_network"
+    MANAGE_OPERATORS = "manage_operators"
+    MANAGE_CLIENTS = "manage_clients"
+
+
+FAMILY = {
+    Action.READ_NETWORK: ApiFamily.BACKOFFICE,
+    Action.CHANGE_NETWORK: ApiFamily.BACKOFFICE,
+    Action.MANAGE_OPERATORS: ApiFamily.BACKOFFICE,
+    Action.MANAGE_CLIENTS: ApiFamily.BACKOFFICE,
+}
+
+GRANTS: dict[Role | None, frozenset[Action]] = {
+    Role.ADMIN: frozenset(Action),
+    Role.MANAGER: frozenset({Action.READ_NETWORK, Action.CHANGE_NETWORK}),
+    Role.DISTRIBUTOR_MANAGER: frozenset({Action.READ_NETWORK, Action.CHANGE_NETWORK}),
+    Role.STORE_MANAGER: frozenset({Action.READ_NETWORK}),
+    None: frozenset({Action.READ_NETWORK}),
+}
+"""What each role may do (``None``: an API client, within its families and scope)."""
+
+
+def allow(connection: ASGIConnection[Any, Any, Any, Any], action: Action) -> Session:
+    """The caller's session, if it may take ``action``; raises otherwise."""
+    session = session_of(connection, FAMILY[action])
+    if action not in GRANTS[session.role]:
+        raise Forbidden(f"a {session.role or 'client'} may not {action.replace('_', ' ')}")
+    return session
+
+
+def requires(action: Action) -> Guard:
+    """The guard of a route taking ``action``: it leaves the session for :func:`caller`."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        connection.state.session = await anyio.to_thread.run_sync(allow, connection, action)
+
+    return guard
+
+
+def caller(request: Request[object, object, State]) -> Session:
+    """The session the route's guard let through."""
+    session: Session = request.state.session
+    return session
+
+
+def covers(session: Session, network: Network, code: str) -> bool:
+    """Whether node ``code`` lies in the session's scope (it must exist)."""
+    return session.role is Role.ADMIN or not set(session.scope).isdisjoint(network.path(code))
+
+
+def check_in_scope(session: Session, network: Network, *codes: str) -> None:
+    """Refuses, as not found, any node outside the session's scope."""
+    for code in codes:
+        if not covers(session, network, code):
+            raise UnknownNode(f"no network node has the code {code!r}", node=code)
