@@ -58,7 +58,7 @@ def test_a_key_is_shown_once_and_stored_only_as_a_digest(
     issued = register(client, "crm", ["customer"])
 
     assert issued["api_key"].startswith(f"lk:crm:{issued['key_id']}:")
-    listed = client.get(CLIENTS, headers=admin(client)).json()
+    listed = client.get(CLIENTS, headers=admin(client)).json()["items"]
     assert listed == [
         {"name": "crm", "families": ["customer"], "scope": ["chain"], "key_ids": [issued["key_id"]]}
     ]

@@ -22,7 +22,8 @@ def client(settings: Settings, clock: Clock) -> Iterator[TestClient[Any]]:
 
 
 def codes(client: TestClient[Any], username: str) -> list[str]:
-    return [n["code"] for n in client.get(NETWORK, headers=bearer(client, username)).json()]
+    page = client.get(NETWORK, headers=bearer(client, username)).json()
+    return [n["code"] for n in page["items"]]
 
 
 def test_each_role_lists_the_nodes_of_its_scope_only(client: TestClient[Any]) -> None:

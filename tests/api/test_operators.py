@@ -66,7 +66,7 @@ def test_an_admin_creates_an_operator_who_can_then_sign_in(client: TestClient[An
     assert client.get(
         "/api/v1/auth/me", headers=token(client, "dora", "another good passphrase")
     ).json()["scope"] == ["north"]
-    listed = client.get(OPERATORS, headers=admin).json()
+    listed = client.get(OPERATORS, headers=admin).json()["items"]
     assert [o["username"] for o in listed] == ["dora", "root", "sam"]
 
 

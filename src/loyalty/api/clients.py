@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from loyalty.api.access import Action, caller, requires
+from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
 from loyalty.api.operators import Node
 from loyalty.commands.apiclients import (
     issue_client_key,
@@ -57,12 +58,19 @@ class ClientsController(Controller):
 
     @get(
         operation_id="listApiClients",
-        summary="Every API client",
+        summary="The API clients, by page",
         sync_to_thread=True,
         guards=[requires(Action.MANAGE_CLIENTS)],
     )
-    def list_all(self, request: Request[object, object, State]) -> list[ClientView]:
-        return [view(c) for c in list_clients(request.app.state.services.ledger)]
+    def list_all(
+        self,
+        request: Request[object, object, State],
+        limit: Limit = 100,
+        offset: Offset = 0,
+        sort: Sort = None,
+    ) -> Page[ClientView]:
+        views = [view(c) for c in list_clients(request.app.state.services.ledger)]
+        return page_of(views, limit, offset, sort, ("name",))
 
     @post(
         operation_id="registerApiClient",

@@ -11,9 +11,10 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from loyalty.api.access import Action, caller, check_in_scope, covers, requires
+from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
 from loyalty.commands.network import change_network
 from loyalty.commands.operators import network_of
 from loyalty.domain.errors import InvalidNetworkPlacement
@@ -67,15 +68,28 @@ class NetworkController(Controller):
 
     @get(
         operation_id="listNetworkNodes",
-        summary="The network nodes in the caller's scope, parents before children",
+        summary="The network nodes in the caller's scope, parents before children, by page",
+        description="Filter: kind. Sortable: code, name, kind.",
         sync_to_thread=True,
         guards=[requires(Action.READ_NETWORK)],
     )
-    def list_nodes(self, request: Request[object, object, State]) -> list[NodeView]:
+    def list_nodes(
+        self,
+        request: Request[object, object, State],
+        limit: Limit = 100,
+        offset: Offset = 0,
+        sort: Sort = None,
+        kind: FromQuery[NodeKind | None] = None,
+    ) -> Page[NodeView]:
         session = caller(request)
         network = network_of(request.app.state.services.ledger)
-        visible = [c for c in network.nodes if covers(session, network, c)]
-        return [view(network.node(c)) for c in sorted(visible, key=network.path)]
+        visible = [
+            code
+            for code in sorted(network.nodes, key=network.path)
+            if covers(session, network, code) and kind in (None, network.node(code).kind)
+        ]
+        views = [view(network.node(code)) for code in visible]
+        return page_of(views, limit, offset, sort, ("code", "name", "kind"))
 
     @get(
         "/{code:str}",

@@ -8,9 +8,10 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from loyalty.api.access import Action, caller, requires
+from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
 from loyalty.commands.operators import (
     add_operator,
     change_role,
@@ -65,12 +66,21 @@ class OperatorsController(Controller):
 
     @get(
         operation_id="listOperators",
-        summary="Every operator",
+        summary="The operators, by page (filter: role)",
         sync_to_thread=True,
         guards=[requires(Action.MANAGE_OPERATORS)],
     )
-    def list_all(self, request: Request[object, object, State]) -> list[OperatorView]:
-        return [view(o) for o in list_operators(request.app.state.services.ledger)]
+    def list_all(
+        self,
+        request: Request[object, object, State],
+        limit: Limit = 100,
+        offset: Offset = 0,
+        sort: Sort = None,
+        role: FromQuery[Role | None] = None,
+    ) -> Page[OperatorView]:
+        operators = list_operators(request.app.state.services.ledger)
+        views = [view(o) for o in operators if role is None or o.role is role]
+        return page_of(views, limit, offset, sort, ("username", "role", "active"))
 
     @post(
         operation_id="addOperator",
