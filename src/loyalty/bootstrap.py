@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from loyalty.adapters.secrets import secret_key
 from loyalty.commands.apply import ProgramApplier
 from loyalty.commands.auth import Authenticator
+from loyalty.commands.catalog import CatalogDesk
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.movements import MovementDesk
 from loyalty.commands.writer import GroupCommitWriter
@@ -28,6 +29,7 @@ class Services:
     writer: GroupCommitWriter
     applier: ProgramApplier
     authenticator: Authenticator
+    catalog: CatalogDesk
 
     def close(self) -> None:
         self.writer.stop()
@@ -53,4 +55,5 @@ def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) 
                 Role(r.strip()) for r in settings.two_factor_roles.split(",") if r.strip()
             ),
         ),
+        catalog=CatalogDesk(ledger),
     )

@@ -55,8 +55,18 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("POST", "/api/v1/backoffice/network/{code}/move"): Action.CHANGE_NETWORK,
     ("POST", "/api/v1/backoffice/network/{code}/close"): Action.CHANGE_NETWORK,
     ("POST", "/api/v1/backoffice/network/{code}/reopen"): Action.CHANGE_NETWORK,
+    ("PUT", "/api/v1/products"): Action.SYNC_PRODUCTS,
+    ("GET", "/api/v1/products"): Action.READ_PRODUCTS,
+    ("GET", "/api/v1/products/{sku}"): Action.READ_PRODUCTS,
 }
-PATH_VALUES = {"card": "C1", "username": "sam", "name": "erp", "key_id": "00000000", "code": "s1"}
+PATH_VALUES = {
+    "card": "C1",
+    "username": "sam",
+    "name": "erp",
+    "key_id": "00000000",
+    "code": "s1",
+    "sku": "BREAD",
+}
 CALLERS = ("nobody", "root", "mia", "dino", "sam", "erp")
 """Anonymous, one operator per role, and ``erp``: an API client of the analytics family."""
 ROLES = {
@@ -79,7 +89,7 @@ def expected(rule: str | Action, caller: str) -> str:
         return "refused" if caller == "erp" else "through"
     assert isinstance(rule, Action)
     if caller == "erp":
-        return "refused"  # the analytics family reaches no Backoffice route
+        return "refused"  # an analytics client reaches no Backoffice or Product route
     return "through" if rule in GRANTS[ROLES[caller]] else "refused"
 
 

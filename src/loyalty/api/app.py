@@ -12,6 +12,7 @@ from loyalty.api.clients import ClientsController
 from loyalty.api.errors import HANDLERS
 from loyalty.api.network import NetworkController
 from loyalty.api.operators import OperatorsController
+from loyalty.api.products import ProductsController
 from loyalty.api.terminal import TerminalController
 from loyalty.bootstrap import Services, build_services
 from loyalty.settings import Settings
@@ -40,6 +41,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             OperatorsController,
             ClientsController,
             NetworkController,
+            ProductsController,
             TerminalController,
             health,
         ],

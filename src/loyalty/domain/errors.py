@@ -8,6 +8,7 @@ Error tree::
     │   ├── UnknownNode
     │   ├── UnknownCampaign / UnknownPromotion / UnknownCluster / UnknownCustomer
     │   ├── UnknownOperator / UnknownApiClient / UnknownApiKey
+    │   ├── UnknownProduct
     │   └── UnknownOriginalMovement
     ├── ConflictError             (409)
     │   ├── IdempotencyConflict   same movement id, different body
@@ -175,6 +176,10 @@ class InvalidProgram(RuleViolation):
 
 class UnknownOperator(NotFoundError):
     code = "unknown_operator"
+
+
+class UnknownProduct(NotFoundError):
+    code = "unknown_product"
 
 
 class UnknownApiClient(NotFoundError):

@@ -27,6 +27,7 @@ NETWORK_ID = uuid5(_ROOT, "network")
 OPERATOR = uuid5(_ROOT, "operator")
 SIGN_INS = uuid5(_ROOT, "sign-ins")
 API_CLIENT = uuid5(_ROOT, "api-client")
+CATALOG_ID = uuid5(_ROOT, "catalog")
 
 
 @lru_cache(maxsize=_CACHED)
