@@ -55,6 +55,7 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("POST", "/api/v1/backoffice/network/{code}/move"): Action.CHANGE_NETWORK,
     ("POST", "/api/v1/backoffice/network/{code}/close"): Action.CHANGE_NETWORK,
     ("POST", "/api/v1/backoffice/network/{code}/reopen"): Action.CHANGE_NETWORK,
+    ("POST", "/api/v1/backoffice/promotions/simulate"): Action.SIMULATE_PROMOTIONS,
     ("PUT", "/api/v1/products"): Action.SYNC_PRODUCTS,
     ("GET", "/api/v1/products"): Action.READ_PRODUCTS,
     ("GET", "/api/v1/products/{sku}"): Action.READ_PRODUCTS,

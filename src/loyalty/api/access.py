@@ -37,6 +37,7 @@ class Action(StrEnum):
     CHANGE_NETWORK = "change_network"
     MANAGE_OPERATORS = "manage_operators"
     MANAGE_CLIENTS = "manage_clients"
+    SIMULATE_PROMOTIONS = "simulate_promotions"
     READ_PRODUCTS = "read_products"
     SYNC_PRODUCTS = "sync_products"
 
@@ -46,6 +47,7 @@ FAMILY = {
     Action.CHANGE_NETWORK: ApiFamily.BACKOFFICE,
     Action.MANAGE_OPERATORS: ApiFamily.BACKOFFICE,
     Action.MANAGE_CLIENTS: ApiFamily.BACKOFFICE,
+    Action.SIMULATE_PROMOTIONS: ApiFamily.BACKOFFICE,
     Action.READ_PRODUCTS: ApiFamily.PRODUCT,
     Action.SYNC_PRODUCTS: ApiFamily.PRODUCT,
 }
@@ -53,13 +55,33 @@ FAMILY = {
 GRANTS: dict[Role | None, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
     Role.MANAGER: frozenset(
-        {Action.READ_NETWORK, Action.CHANGE_NETWORK, Action.READ_PRODUCTS, Action.SYNC_PRODUCTS}
+        {
+            Action.READ_NETWORK,
+            Action.CHANGE_NETWORK,
+            Action.SIMULATE_PROMOTIONS,
+            Action.READ_PRODUCTS,
+            Action.SYNC_PRODUCTS,
+        }
     ),
     Role.DISTRIBUTOR_MANAGER: frozenset(
-        {Action.READ_NETWORK, Action.CHANGE_NETWORK, Action.READ_PRODUCTS}
+        {
+            Action.READ_NETWORK,
+            Action.CHANGE_NETWORK,
+            Action.SIMULATE_PROMOTIONS,
+            Action.READ_PRODUCTS,
+        }
     ),
-    Role.STORE_MANAGER: frozenset({Action.READ_NETWORK, Action.READ_PRODUCTS}),
-    None: frozenset({Action.READ_NETWORK, Action.READ_PRODUCTS, Action.SYNC_PRODUCTS}),
+    Role.STORE_MANAGER: frozenset(
+        {Action.READ_NETWORK, Action.SIMULATE_PROMOTIONS, Action.READ_PRODUCTS}
+    ),
+    None: frozenset(
+        {
+            Action.READ_NETWORK,
+            Action.SIMULATE_PROMOTIONS,
+            Action.READ_PRODUCTS,
+            Action.SYNC_PRODUCTS,
+        }
+    ),
 }
 """What each role may do (``None``: an API client, within its families and scope)."""
 

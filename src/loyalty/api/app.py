@@ -13,6 +13,7 @@ from loyalty.api.errors import HANDLERS
 from loyalty.api.network import NetworkController
 from loyalty.api.operators import OperatorsController
 from loyalty.api.products import ProductsController
+from loyalty.api.promotions import PromotionsController
 from loyalty.api.terminal import TerminalController
 from loyalty.bootstrap import Services, build_services
 from loyalty.settings import Settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             OperatorsController,
             ClientsController,
             NetworkController,
+            PromotionsController,
             ProductsController,
             TerminalController,
             health,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -474,30 +474,11 @@ class Group:
         self, item: Pending, card: Card, account: Account, aggregates: dict[UUID, object]
     ) -> Context:
         movement = item.movement
-        customer = aggregates.get(card.customer_id)
-        facts = (
-            customer.facts(card.status)
-            if isinstance(customer, Customer)
-            else CustomerFacts(card_status=card.status)
-        )
-        promotions = self.program.promotions_in_force(item.campaign.id, movement.occurred_at)
-        budgets = {}
-        for promotion in promotions:
-            if promotion.version.terms.has_budget:
-                budget = aggregates.get(ids.budget_id(promotion.id))
-                if isinstance(budget, PromotionBudget):
-                    budgets[promotion.id] = (budget.points, budget.uses)
         original = (
             self.original_of(movement, account) if movement.type is MovementType.RETURN else None
         )
-        return Context(
-            campaign=item.campaign,
-            account=account,
-            promotions=promotions,
-            clusters=self.program.clusters_in_force(movement.occurred_at),
-            facts=facts,
-            budgets=budgets,
-            original=original,
+        return context_for(
+            self.program, item.campaign, movement, card, account, aggregates, original
         )
 
     def original_of(self, movement: Movement, account: Account) -> OriginalMovement:
@@ -543,6 +524,41 @@ class Group:
                 aggregates[budget_id] = budget
             budget.consume(usage.points, usage.uses, f"{movement.source}/{movement.movement_id}")
             self.touched[budget_id] = budget
+
+
+def context_for(
+    program: Program,
+    campaign: CampaignView,
+    movement: Movement,
+    card: Card,
+    account: Account,
+    aggregates: Mapping[UUID, object],
+    original: OriginalMovement | None = None,
+) -> Context:
+    """What the rule engine reads for ``movement``: the versions in force at its time, the
+    customer's facts, the account, the budgets consumed (from ``aggregates``)."""
+    customer = aggregates.get(card.customer_id)
+    facts = (
+        customer.facts(card.status)
+        if isinstance(customer, Customer)
+        else CustomerFacts(card_status=card.status)
+    )
+    promotions = program.promotions_in_force(campaign.id, movement.occurred_at)
+    budgets = {}
+    for promotion in promotions:
+        if promotion.version.terms.has_budget:
+            budget = aggregates.get(ids.budget_id(promotion.id))
+            if isinstance(budget, PromotionBudget):
+                budgets[promotion.id] = (budget.points, budget.uses)
+    return Context(
+        campaign=campaign,
+        account=account,
+        promotions=promotions,
+        clusters=program.clusters_in_force(movement.occurred_at),
+        facts=facts,
+        budgets=budgets,
+        original=original,
+    )
 
 
 def indexed(items: Sequence[Pending | LoyaltyError]) -> Sequence[Pending | LoyaltyError]:
