@@ -38,6 +38,8 @@ class Action(StrEnum):
     MANAGE_OPERATORS = "manage_operators"
     MANAGE_CLIENTS = "manage_clients"
     SIMULATE_PROMOTIONS = "simulate_promotions"
+    READ_PROMOTIONS = "read_promotions"
+    CHANGE_PROMOTIONS = "change_promotions"
     READ_PRODUCTS = "read_products"
     SYNC_PRODUCTS = "sync_products"
 
@@ -48,6 +50,8 @@ FAMILY = {
     Action.MANAGE_OPERATORS: ApiFamily.BACKOFFICE,
     Action.MANAGE_CLIENTS: ApiFamily.BACKOFFICE,
     Action.SIMULATE_PROMOTIONS: ApiFamily.BACKOFFICE,
+    Action.READ_PROMOTIONS: ApiFamily.BACKOFFICE,
+    Action.CHANGE_PROMOTIONS: ApiFamily.BACKOFFICE,
     Action.READ_PRODUCTS: ApiFamily.PRODUCT,
     Action.SYNC_PRODUCTS: ApiFamily.PRODUCT,
 }
@@ -59,6 +63,8 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.READ_NETWORK,
             Action.CHANGE_NETWORK,
             Action.SIMULATE_PROMOTIONS,
+            Action.READ_PROMOTIONS,
+            Action.CHANGE_PROMOTIONS,
             Action.READ_PRODUCTS,
             Action.SYNC_PRODUCTS,
         }
@@ -68,16 +74,25 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.READ_NETWORK,
             Action.CHANGE_NETWORK,
             Action.SIMULATE_PROMOTIONS,
+            Action.READ_PROMOTIONS,
+            Action.CHANGE_PROMOTIONS,
             Action.READ_PRODUCTS,
         }
     ),
     Role.STORE_MANAGER: frozenset(
-        {Action.READ_NETWORK, Action.SIMULATE_PROMOTIONS, Action.READ_PRODUCTS}
+        {
+            Action.READ_NETWORK,
+            Action.SIMULATE_PROMOTIONS,
+            Action.READ_PROMOTIONS,
+            Action.CHANGE_PROMOTIONS,
+            Action.READ_PRODUCTS,
+        }
     ),
     None: frozenset(
         {
             Action.READ_NETWORK,
             Action.SIMULATE_PROMOTIONS,
+            Action.READ_PROMOTIONS,
             Action.READ_PRODUCTS,
             Action.SYNC_PRODUCTS,
         }
@@ -119,3 +134,34 @@ def check_in_scope(session: Session, network: Network, *codes: str) -> None:
     for code in codes:
         if not covers(session, network, code):
             raise UnknownNode(f"no network node has the code {code!r}", node=code)
+
+
+def covers_everywhere(session: Session, network: Network) -> bool:
+    return session.role is Role.ADMIN or network.root in session.scope
+
+
+def reaches(session: Session, network: Network, code: str) -> bool:
+    """Whether node ``code`` and the scope overlap: it lies in the scope, or holds part of
+    it (a promotion on a region reaches the region's stores)."""
+    if code not in network.nodes:
+        return False
+    return covers(session, network, code) or any(
+        s in network.subtree(code) for s in session.scope if s in network.nodes
+    )
+
+
+def promotion_visible(session: Session, network: Network, nodes: tuple[str, ...]) -> bool:
+    """A promotion on ``nodes`` (none: everywhere in its campaign) is seen by whoever it
+    reaches."""
+    if not nodes or covers_everywhere(session, network):
+        return True
+    return any(reaches(session, network, code) for code in nodes)
+
+
+def check_promotion_changeable(session: Session, network: Network, nodes: tuple[str, ...]) -> None:
+    """A scoped operator changes only promotions whose nodes all lie in their scope."""
+    if covers_everywhere(session, network):
+        return
+    if not nodes:
+        raise Forbidden("only admins and managers change promotions that apply everywhere")
+    check_in_scope(session, network, *(network.node(code).code for code in nodes))
