@@ -8,6 +8,7 @@ from litestar.openapi import OpenAPIConfig
 
 from loyalty import __version__
 from loyalty.api.auth import AuthController
+from loyalty.api.campaigns import CampaignsController
 from loyalty.api.clients import ClientsController
 from loyalty.api.errors import HANDLERS
 from loyalty.api.network import NetworkController
@@ -43,6 +44,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             ClientsController,
             NetworkController,
             PromotionsController,
+            CampaignsController,
             ProductsController,
             TerminalController,
             health,
