@@ -24,6 +24,7 @@ variable                           meaning                                      
 ``LOYALTY_SECRET_KEY_FILE``        where the secret is kept when not given      ``var/secret.key``
 ``LOYALTY_ACCESS_TOKEN_TTL_S``     operators' access tokens live (seconds)      ``900``
 ``LOYALTY_REFRESH_TOKEN_TTL_S``    refresh tokens live (seconds)                ``43200``
+``LOYALTY_DEFAULT_LOCALE``         messages' language when a request asks none ``en``
 ``LOYALTY_TWO_FACTOR_ROLES``       roles that must sign in with a second factor ``admin``
                                    (comma-separated; empty for none)
 =================================  ===========================================  ==================
@@ -56,6 +57,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 43_200
     two_factor_roles: str = "admin"
+    default_locale: str = "en"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -66,6 +66,9 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("GET", "/api/v1/backoffice/campaigns/{code}"): Action.READ_PROMOTIONS,
     ("GET", "/api/v1/backoffice/clusters"): Action.READ_PROMOTIONS,
     ("GET", "/api/v1/backoffice/clusters/{code}"): Action.READ_PROMOTIONS,
+    ("GET", "/api/v1/backoffice/translations/{locale}"): Action.READ_TRANSLATIONS,
+    ("PUT", "/api/v1/backoffice/translations/{locale}/{code}"): Action.MANAGE_TRANSLATIONS,
+    ("DELETE", "/api/v1/backoffice/translations/{locale}/{code}"): Action.MANAGE_TRANSLATIONS,
     ("PUT", "/api/v1/products"): Action.SYNC_PRODUCTS,
     ("GET", "/api/v1/products"): Action.READ_PRODUCTS,
     ("GET", "/api/v1/products/{sku}"): Action.READ_PRODUCTS,
@@ -77,6 +80,7 @@ PATH_VALUES = {
     "key_id": "00000000",
     "code": "s1",
     "sku": "BREAD",
+    "locale": "it",
 }
 CALLERS = ("nobody", "root", "mia", "dino", "sam", "erp")
 """Anonymous, one operator per role, and ``erp``: an API client of the analytics family."""

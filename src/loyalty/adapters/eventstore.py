@@ -32,6 +32,7 @@ PROGRAM_KINDS = {
     "loyalty.domain.campaign:": "campaign",
     "loyalty.domain.promotion:": "promotion",
     "loyalty.domain.cluster:": "cluster",
+    "loyalty.domain.translations:": "translations",
 }
 REGISTERED_KINDS = {
     **PROGRAM_KINDS,

@@ -40,6 +40,8 @@ class Action(StrEnum):
     SIMULATE_PROMOTIONS = "simulate_promotions"
     READ_PROMOTIONS = "read_promotions"
     CHANGE_PROMOTIONS = "change_promotions"
+    READ_TRANSLATIONS = "read_translations"
+    MANAGE_TRANSLATIONS = "manage_translations"
     READ_PRODUCTS = "read_products"
     SYNC_PRODUCTS = "sync_products"
 
@@ -52,6 +54,8 @@ FAMILY = {
     Action.SIMULATE_PROMOTIONS: ApiFamily.BACKOFFICE,
     Action.READ_PROMOTIONS: ApiFamily.BACKOFFICE,
     Action.CHANGE_PROMOTIONS: ApiFamily.BACKOFFICE,
+    Action.READ_TRANSLATIONS: ApiFamily.BACKOFFICE,
+    Action.MANAGE_TRANSLATIONS: ApiFamily.BACKOFFICE,
     Action.READ_PRODUCTS: ApiFamily.PRODUCT,
     Action.SYNC_PRODUCTS: ApiFamily.PRODUCT,
 }
@@ -65,6 +69,7 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.SIMULATE_PROMOTIONS,
             Action.READ_PROMOTIONS,
             Action.CHANGE_PROMOTIONS,
+            Action.READ_TRANSLATIONS,
             Action.READ_PRODUCTS,
             Action.SYNC_PRODUCTS,
         }
@@ -76,6 +81,7 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.SIMULATE_PROMOTIONS,
             Action.READ_PROMOTIONS,
             Action.CHANGE_PROMOTIONS,
+            Action.READ_TRANSLATIONS,
             Action.READ_PRODUCTS,
         }
     ),
@@ -85,6 +91,7 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.SIMULATE_PROMOTIONS,
             Action.READ_PROMOTIONS,
             Action.CHANGE_PROMOTIONS,
+            Action.READ_TRANSLATIONS,
             Action.READ_PRODUCTS,
         }
     ),

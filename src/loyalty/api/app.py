@@ -16,6 +16,7 @@ from loyalty.api.operators import OperatorsController
 from loyalty.api.products import ProductsController
 from loyalty.api.promotions import PromotionsController
 from loyalty.api.terminal import TerminalController
+from loyalty.api.translations import TranslationsController
 from loyalty.bootstrap import Services, build_services
 from loyalty.settings import Settings
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             NetworkController,
             PromotionsController,
             CampaignsController,
+            TranslationsController,
             ProductsController,
             TerminalController,
             health,

@@ -25,6 +25,7 @@ from loyalty.domain.errors import NoCampaign, UnknownNode
 from loyalty.domain.movement import Location
 from loyalty.domain.network import Network
 from loyalty.domain.promotion import Promotion
+from loyalty.domain.translations import Translations
 from loyalty.rules.engine import ClusterInForce, PromotionInForce
 
 
@@ -39,10 +40,13 @@ class Program:
     views: tuple[CampaignView, ...] = ()
     budgets: dict[UUID, tuple[UUID, ...]] = field(default_factory=dict)
     """The budget streams of each campaign's promotions that have a budget."""
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Operators' overrides of the API's messages, by locale and code."""
 
     @classmethod
     def of(cls, revision: int, aggregates: Sequence[Aggregate]) -> Program:
         network = next((a for a in aggregates if isinstance(a, Network)), None)
+        translations = next((a for a in aggregates if isinstance(a, Translations)), None)
         campaigns = {a.id: a for a in aggregates if isinstance(a, Campaign)}
         promotions: dict[UUID, list[Promotion]] = defaultdict(list)
         for a in aggregates:
@@ -66,6 +70,7 @@ class Program:
                 )
                 for campaign_id, in_campaign in promotions.items()
             },
+            translations=translations.overrides if translations else {},
         )
 
     def location(self, terminal: str) -> Location:

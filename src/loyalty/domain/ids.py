@@ -28,6 +28,7 @@ OPERATOR = uuid5(_ROOT, "operator")
 SIGN_INS = uuid5(_ROOT, "sign-ins")
 API_CLIENT = uuid5(_ROOT, "api-client")
 CATALOG_ID = uuid5(_ROOT, "catalog")
+TRANSLATIONS_ID = uuid5(_ROOT, "translations")
 
 
 @lru_cache(maxsize=_CACHED)
