@@ -69,6 +69,13 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("GET", "/api/v1/backoffice/translations/{locale}"): Action.READ_TRANSLATIONS,
     ("PUT", "/api/v1/backoffice/translations/{locale}/{code}"): Action.MANAGE_TRANSLATIONS,
     ("DELETE", "/api/v1/backoffice/translations/{locale}/{code}"): Action.MANAGE_TRANSLATIONS,
+    ("POST", "/api/v1/customers"): Action.CHANGE_CUSTOMERS,
+    ("GET", "/api/v1/customers/{card}"): Action.READ_CUSTOMERS,
+    ("PATCH", "/api/v1/customers/{card}/profile"): Action.CHANGE_CUSTOMERS,
+    ("POST", "/api/v1/customers/{card}/consents"): Action.CHANGE_CUSTOMERS,
+    ("GET", "/api/v1/customers/{card}/consents"): Action.READ_CUSTOMERS,
+    ("GET", "/api/v1/customers/{card}/balances"): Action.READ_CUSTOMERS,
+    ("GET", "/api/v1/customers/{card}/movements"): Action.READ_CUSTOMERS,
     ("PUT", "/api/v1/products"): Action.SYNC_PRODUCTS,
     ("GET", "/api/v1/products"): Action.READ_PRODUCTS,
     ("GET", "/api/v1/products/{sku}"): Action.READ_PRODUCTS,
@@ -104,7 +111,7 @@ def expected(rule: str | Action, caller: str) -> str:
         return "refused" if caller == "erp" else "through"
     assert isinstance(rule, Action)
     if caller == "erp":
-        return "refused"  # an analytics client reaches no Backoffice or Product route
+        return "refused"  # an analytics client reaches no Backoffice, Customer or Product route
     return "through" if rule in GRANTS[ROLES[caller]] else "refused"
 
 

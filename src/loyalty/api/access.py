@@ -42,6 +42,8 @@ class Action(StrEnum):
     CHANGE_PROMOTIONS = "change_promotions"
     READ_TRANSLATIONS = "read_translations"
     MANAGE_TRANSLATIONS = "manage_translations"
+    READ_CUSTOMERS = "read_customers"
+    CHANGE_CUSTOMERS = "change_customers"
     READ_PRODUCTS = "read_products"
     SYNC_PRODUCTS = "sync_products"
 
@@ -56,6 +58,8 @@ FAMILY = {
     Action.CHANGE_PROMOTIONS: ApiFamily.BACKOFFICE,
     Action.READ_TRANSLATIONS: ApiFamily.BACKOFFICE,
     Action.MANAGE_TRANSLATIONS: ApiFamily.BACKOFFICE,
+    Action.READ_CUSTOMERS: ApiFamily.CUSTOMER,
+    Action.CHANGE_CUSTOMERS: ApiFamily.CUSTOMER,
     Action.READ_PRODUCTS: ApiFamily.PRODUCT,
     Action.SYNC_PRODUCTS: ApiFamily.PRODUCT,
 }
@@ -70,6 +74,8 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.READ_PROMOTIONS,
             Action.CHANGE_PROMOTIONS,
             Action.READ_TRANSLATIONS,
+            Action.READ_CUSTOMERS,
+            Action.CHANGE_CUSTOMERS,
             Action.READ_PRODUCTS,
             Action.SYNC_PRODUCTS,
         }
@@ -100,6 +106,8 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.READ_NETWORK,
             Action.SIMULATE_PROMOTIONS,
             Action.READ_PROMOTIONS,
+            Action.READ_CUSTOMERS,
+            Action.CHANGE_CUSTOMERS,
             Action.READ_PRODUCTS,
             Action.SYNC_PRODUCTS,
         }

@@ -10,6 +10,7 @@ from loyalty import __version__
 from loyalty.api.auth import AuthController
 from loyalty.api.campaigns import CampaignsController
 from loyalty.api.clients import ClientsController
+from loyalty.api.customers import CustomersController
 from loyalty.api.errors import HANDLERS
 from loyalty.api.network import NetworkController
 from loyalty.api.operators import OperatorsController
@@ -47,6 +48,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             PromotionsController,
             CampaignsController,
             TranslationsController,
+            CustomersController,
             ProductsController,
             TerminalController,
             health,

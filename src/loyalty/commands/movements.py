@@ -578,20 +578,25 @@ def replay(item: Pending, digest: bytes, response: bytes) -> Outcome:
     return Recorded(200, response)
 
 
+def receipt_transactions(derivation: Derivation) -> tuple[ReceiptTransaction, ...]:
+    """The derived transactions as a till (or a customer) sees them."""
+    return tuple(
+        ReceiptTransaction(
+            kind=t.kind,
+            amount=t.amount,
+            currency=t.currency,
+            promotion=t.promotion,
+            promotion_version=t.promotion_version,
+        )
+        for t in derivation.transactions
+    )
+
+
 def receipt_of(movement: Movement, derivation: Derivation, account: Account) -> MovementReceipt:
     return MovementReceipt(
         movement_id=movement.movement_id,
         card=movement.card,
-        transactions=tuple(
-            ReceiptTransaction(
-                kind=t.kind,
-                amount=t.amount,
-                currency=t.currency,
-                promotion=t.promotion,
-                promotion_version=t.promotion_version,
-            )
-            for t in derivation.transactions
-        ),
+        transactions=receipt_transactions(derivation),
         balance=balance_of(account),
         receipt_messages=derivation.receipt_messages,
     )

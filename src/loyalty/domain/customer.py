@@ -10,7 +10,7 @@ Invariants: a customer registers once; later profile changes are completions.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
 import msgspec
@@ -56,6 +56,17 @@ class CustomerFacts(msgspec.Struct, frozen=True, kw_only=True):
 ANONYMOUS = CustomerFacts()
 
 
+class Consent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A consent given or withdrawn: for what, over which channel, when, and through whom
+    (the source: an app, a store's till, an operator). The full model comes with GDPR."""
+
+    purpose: str
+    channel: str
+    granted: bool
+    at: datetime
+    source: str
+
+
 class Customer(Aggregate):
     class Registered(Aggregate.Created):
         profile: Profile
@@ -67,6 +78,9 @@ class Customer(Aggregate):
 
     class CardAttached(Aggregate.Event):
         card: str
+
+    class ConsentRecorded(Aggregate.Event):
+        consent: Consent
 
     @classmethod
     def register(
@@ -86,6 +100,7 @@ class Customer(Aggregate):
         self.profile = profile
         self.signed_up_on = signed_up_on
         self.cards = list(cards)
+        self.consents: list[Consent] = []
 
     def complete_profile(self, profile: Profile) -> None:
         check_named(profile)
@@ -103,6 +118,15 @@ class Customer(Aggregate):
     @event(CardAttached)
     def _attach(self, card: str) -> None:
         self.cards.append(card)
+
+    def record_consent(self, consent: Consent) -> None:
+        if not (consent.purpose.strip() and consent.channel.strip() and consent.source.strip()):
+            raise InvalidProgram("a consent names its purpose, channel and source")
+        self._consent(consent=consent)
+
+    @event(ConsentRecorded)
+    def _consent(self, consent: Consent) -> None:
+        self.consents.append(consent)
 
     def facts(self, card_status: CardStatus) -> CustomerFacts:
         return CustomerFacts(
