@@ -13,7 +13,8 @@ from psycopg import sql
 
 from loyalty.bootstrap import Services, build_services
 from loyalty.commands import movements
-from loyalty.commands.admin import block_card, register_card, replace_card
+from loyalty.commands.admin import block_card, replace_card
+from loyalty.commands.customers import register
 from loyalty.commands.movements import Recorded, RecordingFailed
 from loyalty.commands.schemas import Adjust, MovementReceipt
 from loyalty.domain import ids
@@ -227,7 +228,7 @@ def test_a_card_cannot_be_replaced_by_a_card_that_already_exists(chain: Services
 
 def test_an_anonymous_card_keeps_its_balance_when_registered(chain: Services, clock: Clock) -> None:
     chain.desk.post([purchase("r1", line("BREAD", "25.00"))])
-    register_card(chain.ledger, "C1", Profile(first_name="Ada", last_name="L"), clock.now.date())
+    register(chain.ledger, "C1", Profile(first_name="Ada", last_name="L"), clock.now.date())
 
     (outcome,) = chain.desk.post([purchase("r2", line("BREAD", "5.00"))])
 

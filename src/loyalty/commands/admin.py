@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
@@ -11,7 +9,7 @@ from loyalty.commands.apply import key_digest
 from loyalty.commands.ledger import Ledger
 from loyalty.domain import ids
 from loyalty.domain.card import Card
-from loyalty.domain.customer import Customer, Profile
+from loyalty.domain.customer import Customer
 from loyalty.domain.errors import DuplicateCode, UnknownCard
 from loyalty.domain.network import Network
 
@@ -53,16 +51,6 @@ def replace_card(ledger: Ledger, old_code: str, new_code: str) -> None:
         customer.attach_card(new_code)
         to_save.append(customer)
     ledger.save(*to_save)
-
-
-def register_card(ledger: Ledger, code: str, profile: Profile, signed_up_on: date) -> Customer:
-    """Registers the holder of a card; what the card earned while anonymous stays theirs."""
-    card = load_card(ledger, code)
-    customer = Customer.register(
-        customer_id=card.customer_id, profile=profile, signed_up_on=signed_up_on, cards=(code,)
-    )
-    ledger.save(customer)
-    return customer
 
 
 def issue_terminal_key(ledger: Ledger, terminal: str, key: str) -> None:
