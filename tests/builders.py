@@ -19,12 +19,14 @@ from loyalty.commands.apply import (
     PromotionSpec,
     TerminalKeySpec,
 )
+from loyalty.commands.prizes import PrizeSpec
 from loyalty.commands.schemas import PostMovement
 from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.campaign import CampaignTerms, CampaignView
 from loyalty.domain.movement import Line, Location, Movement, MovementType
 from loyalty.domain.network import NodeKind
+from loyalty.domain.prize import PrizeTerms
 from loyalty.domain.promotion import Benefit, PointsPerAmount, PromotionTerms, PromotionVersion
 from loyalty.rules.engine import PromotionInForce
 
@@ -80,9 +82,25 @@ def base_points(**terms: Any) -> PromotionSpec:
     )
 
 
+VOUCHER_POINTS = 10
+
+
+def prize(
+    code: str = "voucher", points: int = VOUCHER_POINTS, stock: int = 100, **terms: Any
+) -> PrizeSpec:
+    """A prize of campaign ``club``; the default program lists this one."""
+    return PrizeSpec(
+        code=code,
+        campaign="club",
+        terms=PrizeTerms(name=code.title(), points=points, **terms),
+        stock=stock,
+    )
+
+
 def program(
     *,
     promotions: tuple[PromotionSpec, ...] = (),
+    prizes: tuple[PrizeSpec, ...] = (prize(),),
     clusters: tuple[ClusterSpec, ...] = (),
     customers: tuple[CustomerSpec, ...] = (),
     cards: tuple[str, ...] = ("C1", "C2", "C3"),
@@ -103,6 +121,7 @@ def program(
             ),
         ),
         promotions=promotions or (base_points(),),
+        prizes=prizes,
         customers=customers,
         cards=cards,
     )
@@ -147,13 +166,27 @@ def return_of(movement_id: str, original: str, *lines: Line, **extra: Any) -> Po
     )
 
 
-def redemption(movement_id: str, points: int, **extra: Any) -> PostMovement:
+def redemption(
+    movement_id: str,
+    pieces: int = 1,
+    prize: str = "voucher",
+    each: int = VOUCHER_POINTS,
+    **extra: Any,
+) -> PostMovement:
+    """A till's redemption of ``pieces`` of a prize costing ``each`` points."""
+    taken = Line(
+        sku=prize,
+        department="",
+        quantity=Decimal(pieces),
+        unit_price=Decimal(each),
+        amount=Decimal(pieces * each),
+    )
     return msgspec.structs.replace(
         purchase(movement_id, **extra),
         type=MovementType.PRIZE_REDEMPTION,
-        amount=Decimal(points),
+        amount=taken.amount,
         currency="PTS",
-        lines=(),
+        lines=(taken,),
     )
 
 

@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 
 from loyalty.api.app import create_app
 from loyalty.bootstrap import Services, build_services
+from loyalty.commands.apply import ProgramFile
 from loyalty.commands.operators import add_operator
 from loyalty.domain.operator import Role
 from loyalty.settings import Settings
@@ -27,12 +28,15 @@ STAFF = {
 
 
 @contextmanager
-def staffed_client(settings: Settings, clock: Clock) -> Iterator[TestClient[Any]]:
-    """The API over the test chain and its staff (admins need no second factor here)."""
+def staffed_client(
+    settings: Settings, clock: Clock, chain: ProgramFile | None = None
+) -> Iterator[TestClient[Any]]:
+    """The API over the test chain (or ``chain``) and its staff (admins need no second
+    factor here)."""
     services: Services = build_services(
         msgspec.structs.replace(settings, two_factor_roles=""), clock
     )
-    services.applier.apply(program())
+    services.applier.apply(chain or program())
     for username, (role, scope) in STAFF.items():
         add_operator(services.ledger, username, PASSWORD, role, scope, by="test")
     try:

@@ -79,6 +79,14 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("PUT", "/api/v1/products"): Action.SYNC_PRODUCTS,
     ("GET", "/api/v1/products"): Action.READ_PRODUCTS,
     ("GET", "/api/v1/products/{sku}"): Action.READ_PRODUCTS,
+    ("GET", "/api/v1/prizes"): Action.READ_PRIZES,
+    ("POST", "/api/v1/prizes"): Action.MANAGE_PRIZES,
+    ("GET", "/api/v1/prizes/{campaign}/{code}"): Action.READ_PRIZES,
+    ("PUT", "/api/v1/prizes/{campaign}/{code}"): Action.MANAGE_PRIZES,
+    ("POST", "/api/v1/prizes/{campaign}/{code}/stock"): Action.MANAGE_PRIZES,
+    ("POST", "/api/v1/redemptions"): Action.REDEEM_PRIZES,
+    ("GET", "/api/v1/redemptions/{redemption_id}"): Action.REDEEM_PRIZES,
+    ("POST", "/api/v1/redemptions/{redemption_id}/cancel"): Action.REDEEM_PRIZES,
 }
 PATH_VALUES = {
     "card": "C1",
@@ -88,6 +96,8 @@ PATH_VALUES = {
     "code": "s1",
     "sku": "BREAD",
     "locale": "it",
+    "campaign": "club",
+    "redemption_id": "r1",
 }
 CALLERS = ("nobody", "root", "mia", "dino", "sam", "erp")
 """Anonymous, one operator per role, and ``erp``: an API client of the analytics family."""
@@ -111,7 +121,9 @@ def expected(rule: str | Action, caller: str) -> str:
         return "refused" if caller == "erp" else "through"
     assert isinstance(rule, Action)
     if caller == "erp":
-        return "refused"  # an analytics client reaches no Backoffice, Customer or Product route
+        return (
+            "refused"  # an analytics client reaches no Backoffice, Customer, Product or Prize route
+        )
     return "through" if rule in GRANTS[ROLES[caller]] else "refused"
 
 

@@ -267,7 +267,7 @@ def test_a_return_of_an_unknown_movement_is_refused(chain: Services) -> None:
 def test_a_prize_redemption_spends_points_but_never_below_zero(chain: Services) -> None:
     chain.desk.post([purchase("r1", line("BREAD", "50.00"))])
 
-    short, spent = chain.desk.post([redemption("p1", 51), redemption("p2", 50)])
+    short, spent = chain.desk.post([redemption("p1", pieces=6), redemption("p2", pieces=5)])
 
     assert isinstance(short, InsufficientPoints)
     assert receipt(spent).balance.points == 0
@@ -324,7 +324,9 @@ def test_concurrent_writers_never_double_spend(
     try:
 
         def spend(index: int, desk_services: Services) -> None:
-            results.extend(desk_services.desk.post([redemption(f"p{index}", 40, terminal="t1")]))
+            results.extend(
+                desk_services.desk.post([redemption(f"p{index}", pieces=4, terminal="t1")])
+            )
 
         threads = [
             threading.Thread(target=spend, args=(i, s)) for i, s in enumerate([services, *others])

@@ -13,13 +13,20 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.card import CardStatus
 from loyalty.domain.cluster import Age, ClusterTerms, ClusterVersion, Criterion, TotalSpend
 from loyalty.domain.customer import CustomerFacts
-from loyalty.domain.errors import InsufficientPoints, InvalidMovement, ReturnExceedsOriginal
+from loyalty.domain.errors import (
+    AlreadyCancelled,
+    InsufficientPoints,
+    InvalidMovement,
+    ReturnExceedsOriginal,
+)
 from loyalty.domain.movement import (
     Derivation,
     Line,
@@ -595,6 +602,7 @@ def give_back(
         original_movement_id=original.movement_id,
     )
     was = OriginalMovement(
+        source="t1",
         movement=original,
         derivation=recorded.derivation,
         account_version=recorded.originator_version,
@@ -695,6 +703,7 @@ def test_a_return_needs_its_original_movement() -> None:
 def test_only_a_purchase_can_be_returned() -> None:
     signup = movement("g1", type=MovementType.REGISTRATION)
     was = OriginalMovement(
+        source="t1",
         movement=signup,
         derivation=Derivation(transactions=()),
         account_version=1,
@@ -820,3 +829,61 @@ def test_the_same_inputs_give_the_same_digest() -> None:
 )
 def test_the_digest_changes_when_any_input_changes(change: Callable[[], str]) -> None:
     assert change() != digest()
+
+
+# Redemption cancellations
+
+
+def cancellation_of(account: Account, redemption: Movement) -> Derivation:
+    """Derives and records the cancellation of ``redemption``, recorded on ``account``."""
+    version, recorded = next(
+        (e.originator_version, e)
+        for e in account.pending_events
+        if isinstance(e, Account.MovementRecorded) and e.movement == redemption
+    )
+    was = OriginalMovement(
+        source="t1",
+        movement=redemption,
+        derivation=recorded.derivation,
+        account_version=version,
+        returned_before=account.returned.get(("t1", redemption.movement_id), ()),
+    )
+    undo = movement(
+        "c1",
+        type=MovementType.REDEMPTION_CANCELLATION,
+        amount=Decimal(0),
+        currency="PTS",
+        original_movement_id=redemption.movement_id,
+    )
+    return record(account, undo, original=was)
+
+
+@given(start=st.integers(1, 10_000), share=st.fractions(0, 1))
+def test_a_cancelled_redemption_leaves_the_balance_as_it_was(start: int, share: Any) -> None:
+    account = funded(start)
+    spent = max(1, int(start * share))
+    record(account, redeem(spent))
+
+    derivation = cancellation_of(account, redeem(spent))
+
+    assert derivation.points_delta == spent
+    assert account.points == start
+    assert derivation.return_of is not None and derivation.return_of.movement_id == "p1"
+
+
+def test_a_redemption_is_cancelled_once() -> None:
+    account = funded(100)
+    record(account, redeem(60))
+    cancellation_of(account, redeem(60))
+
+    with pytest.raises(AlreadyCancelled):
+        cancellation_of(account, redeem(60))
+    assert account.points == 100
+
+
+def test_only_a_prize_redemption_can_be_cancelled() -> None:
+    account = new_account()
+    original = bought(account, in_force("base", PointsPerAmount()))
+
+    with pytest.raises(InvalidMovement):
+        cancellation_of(account, original)

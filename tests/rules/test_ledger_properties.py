@@ -197,6 +197,7 @@ def test_a_purchase_returned_in_full_nets_zero_points_and_credits(
         step += 1
         giving_back = returning(f"x{step}", bought, take)
         original = OriginalMovement(
+            source="t1",
             movement=bought,
             derivation=recorded.derivation,
             account_version=version,  # type: ignore[attr-defined]

@@ -38,6 +38,7 @@ REGISTERED_KINDS = {
     **PROGRAM_KINDS,
     "loyalty.domain.operator:": "operator",
     "loyalty.domain.apiclient:": "api_client",
+    "loyalty.domain.prize:": "prize",
 }
 """Streams listed in ``config_streams`` so that they can be found without scanning the log;
 only program streams bump the program revision."""

@@ -46,6 +46,9 @@ class Action(StrEnum):
     CHANGE_CUSTOMERS = "change_customers"
     READ_PRODUCTS = "read_products"
     SYNC_PRODUCTS = "sync_products"
+    READ_PRIZES = "read_prizes"
+    MANAGE_PRIZES = "manage_prizes"
+    REDEEM_PRIZES = "redeem_prizes"
 
 
 FAMILY = {
@@ -62,6 +65,9 @@ FAMILY = {
     Action.CHANGE_CUSTOMERS: ApiFamily.CUSTOMER,
     Action.READ_PRODUCTS: ApiFamily.PRODUCT,
     Action.SYNC_PRODUCTS: ApiFamily.PRODUCT,
+    Action.READ_PRIZES: ApiFamily.PRIZE,
+    Action.MANAGE_PRIZES: ApiFamily.PRIZE,
+    Action.REDEEM_PRIZES: ApiFamily.PRIZE,
 }
 
 GRANTS: dict[Role | None, frozenset[Action]] = {
@@ -78,6 +84,9 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.CHANGE_CUSTOMERS,
             Action.READ_PRODUCTS,
             Action.SYNC_PRODUCTS,
+            Action.READ_PRIZES,
+            Action.MANAGE_PRIZES,
+            Action.REDEEM_PRIZES,
         }
     ),
     Role.DISTRIBUTOR_MANAGER: frozenset(
@@ -89,6 +98,8 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.CHANGE_PROMOTIONS,
             Action.READ_TRANSLATIONS,
             Action.READ_PRODUCTS,
+            Action.READ_PRIZES,
+            Action.REDEEM_PRIZES,
         }
     ),
     Role.STORE_MANAGER: frozenset(
@@ -99,6 +110,8 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.CHANGE_PROMOTIONS,
             Action.READ_TRANSLATIONS,
             Action.READ_PRODUCTS,
+            Action.READ_PRIZES,
+            Action.REDEEM_PRIZES,
         }
     ),
     None: frozenset(
@@ -110,6 +123,8 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.CHANGE_CUSTOMERS,
             Action.READ_PRODUCTS,
             Action.SYNC_PRODUCTS,
+            Action.READ_PRIZES,
+            Action.REDEEM_PRIZES,
         }
     ),
 }

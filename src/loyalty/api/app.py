@@ -14,6 +14,7 @@ from loyalty.api.customers import CustomersController
 from loyalty.api.errors import HANDLERS
 from loyalty.api.network import NetworkController
 from loyalty.api.operators import OperatorsController
+from loyalty.api.prizes import PrizesController, RedemptionsController
 from loyalty.api.products import ProductsController
 from loyalty.api.promotions import PromotionsController
 from loyalty.api.terminal import TerminalController
@@ -50,6 +51,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             TranslationsController,
             CustomersController,
             ProductsController,
+            PrizesController,
+            RedemptionsController,
             TerminalController,
             health,
         ],

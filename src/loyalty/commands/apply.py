@@ -21,6 +21,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from loyalty.commands.ledger import Ledger
+from loyalty.commands.prizes import PrizeSpec
 from loyalty.domain import ids
 from loyalty.domain.campaign import Campaign, CampaignTerms
 from loyalty.domain.card import Card
@@ -28,6 +29,7 @@ from loyalty.domain.cluster import Cluster, ClusterTerms
 from loyalty.domain.customer import Customer, Profile
 from loyalty.domain.errors import InvalidProgram
 from loyalty.domain.network import Network, NodeKind
+from loyalty.domain.prize import Prize
 from loyalty.domain.promotion import (
     FixedCredits,
     PercentCredits,
@@ -110,6 +112,7 @@ class ProgramFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     clusters: tuple[ClusterSpec, ...] = ()
     campaigns: tuple[CampaignSpec, ...] = ()
     promotions: tuple[PromotionSpec, ...] = ()
+    prizes: tuple[PrizeSpec, ...] = ()
     customers: tuple[CustomerSpec, ...] = ()
     cards: tuple[str, ...] = ()
     card_ranges: tuple[CardRange, ...] = ()
@@ -153,6 +156,8 @@ class ProgramApplier:
             self.apply_campaign(campaign, network, changes)
         for promotion in program.promotions:
             self.apply_promotion(promotion, program, changes, now)
+        for prize in program.prizes:
+            self.apply_prize(prize, changes)
         anonymous = [*program.cards, *(c for r in program.card_ranges for c in r.codes())]
         changes.preload(
             ids.card_id(code)
@@ -246,6 +251,18 @@ class ProgramApplier:
             raise InvalidProgram(f"promotion {spec.code!r} belongs to another campaign")
         elif promotion.current.terms != spec.terms:
             promotion.revise(spec.terms, now, now)
+
+    def apply_prize(self, spec: PrizeSpec, changes: Changes) -> None:
+        """A new prize starts with the file's stock; a known one gets the file's terms and
+        keeps its stock (redemptions and restocking change it, not the file)."""
+        campaign = changes.get(Campaign, ids.campaign_id(spec.campaign))
+        if campaign is None:
+            raise InvalidProgram(f"prize {spec.code!r}: no campaign {spec.campaign!r}")
+        prize = changes.get(Prize, ids.prize_id(campaign.id, spec.code))
+        if prize is None:
+            changes.add(Prize.list(campaign.id, spec.code, spec.terms, spec.stock, "program"))
+        else:
+            prize.revise(spec.terms, "program")
 
     def apply_customer(self, spec: CustomerSpec, changes: Changes) -> None:
         if not spec.cards:

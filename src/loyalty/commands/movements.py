@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
 from uuid import UUID
@@ -52,8 +52,18 @@ from loyalty.domain.errors import (
     UnknownCampaign,
     UnknownCard,
     UnknownOriginalMovement,
+    UnknownPrize,
 )
-from loyalty.domain.movement import CENT, Derivation, Movement, MovementType, check_movement
+from loyalty.domain.movement import (
+    CENT,
+    REFERS_TO_ORIGINAL,
+    Derivation,
+    Line,
+    Movement,
+    MovementType,
+    check_movement,
+)
+from loyalty.domain.prize import Prize
 from loyalty.rules.engine import Context, OriginalMovement, derive
 from loyalty.rules.schedule import local_time
 
@@ -114,6 +124,9 @@ class Pending:
     digest: bytes
     movement: Movement
     campaign: CampaignView
+    original_source: str | None = None
+    """Where the movement a return or cancellation names was recorded, when it is not
+    where this one is (a Prize API cancellation of a till's redemption)."""
 
 
 class MovementDesk:
@@ -411,6 +424,7 @@ class Group:
             card.customer_id,
             ids.account_id(item.campaign.id, card.customer_id),
             *self.program.budgets.get(item.campaign.id, ()),
+            *(ids.prize_id(item.campaign.id, line.sku) for line in prize_lines(item.movement)),
         }
 
     def load_missing(
@@ -436,11 +450,13 @@ class Group:
             card.check_can_move()
             account = self.account(item.campaign.id, card.customer_id, aggregates)
             context = self.context(item, card, account, aggregates)
+            stock = self.stock_moved(item, context, aggregates)
             derivation = derive(movement, context)
             account.record(movement, derivation)
         except LoyaltyError as error:
             return error
         self.consume_budgets(derivation, movement, aggregates)
+        self.move_stock(stock)
         self.touched[account.id] = account
         body = _encoder.encode(receipt_of(movement, derivation, account))
         self.accepted[(item.source, movement.movement_id)] = (item.digest, body)
@@ -474,22 +490,22 @@ class Group:
         self, item: Pending, card: Card, account: Account, aggregates: dict[UUID, object]
     ) -> Context:
         movement = item.movement
-        original = (
-            self.original_of(movement, account) if movement.type is MovementType.RETURN else None
-        )
+        original = self.original_of(item, account) if movement.type in REFERS_TO_ORIGINAL else None
         return context_for(
             self.program, item.campaign, movement, card, account, aggregates, original
         )
 
-    def original_of(self, movement: Movement, account: Account) -> OriginalMovement:
-        """The movement a return gives back: stored, or earlier in this group."""
+    def original_of(self, item: Pending, account: Account) -> OriginalMovement:
+        """The movement a return or cancellation gives back: stored, or earlier in this
+        group; the one recorded at the same place first."""
+        movement = item.movement
         wanted = cast(str, movement.original_movement_id)
         candidates = self.desk.stored_originals(account.id, wanted)
         if (account.id, wanted) in self.in_group:
             candidates.append(self.in_group[(account.id, wanted)])
-        assert movement.location is not None
-        same_terminal = [c for c in candidates if c[0] == movement.location.terminal]
-        chosen = same_terminal or candidates
+        source = item.original_source or item.source
+        same_source = [c for c in candidates if c[0] == source]
+        chosen = same_source or candidates
         if not chosen:
             raise UnknownOriginalMovement(
                 f"no movement {wanted!r} of this card's account to return", movement_id=wanted
@@ -502,6 +518,7 @@ class Group:
         source, version = chosen[0]
         event = self.recorded_event(account, version)
         return OriginalMovement(
+            source=source,
             movement=event.movement,
             derivation=event.derivation,
             account_version=version,
@@ -512,6 +529,56 @@ class Group:
         if (account.id, version) in self.recorded:
             return self.recorded[(account.id, version)]
         return self.desk.stored_event(account.id, version)
+
+    def stock_moved(
+        self, item: Pending, context: Context, aggregates: dict[UUID, object]
+    ) -> StockMove | None:
+        """The pieces of prizes a redemption takes or a cancellation puts back; refuses a
+        redemption of a prize that is unknown, priced otherwise, not available or short."""
+        movement = item.movement
+        day = local_time(movement.occurred_at, timezone_of(movement)).date()
+        if movement.type is MovementType.PRIZE_REDEMPTION:
+            prizes = self.prizes(item.campaign.id, movement.lines, aggregates)
+            pieces = check_prize_lines(movement.lines, prizes, item.campaign.code)
+            for code, quantity in pieces.items():
+                prizes[code].check_redeemable(quantity, day)
+            redemption = f"{item.source}/{movement.movement_id}"
+            return StockMove(redemption, day, [(prizes[c], q) for c, q in pieces.items()], True)
+        if movement.type is MovementType.REDEMPTION_CANCELLATION:
+            original = context.original
+            assert original is not None
+            lines = prize_lines(original.movement)
+            prizes = self.prizes(item.campaign.id, lines, aggregates)
+            pieces = pieces_per_prize(lines)
+            redemption = f"{original.source}/{original.movement.movement_id}"
+            taken = [(prizes[c], q) for c, q in pieces.items() if c in prizes]
+            return StockMove(redemption, day, taken, False)
+        return None
+
+    def prizes(
+        self, campaign_id: UUID, lines: Sequence[Line], aggregates: dict[UUID, object]
+    ) -> dict[str, Prize]:
+        """The campaign's prizes that ``lines`` name and that exist (read if not read yet)."""
+        wanted = {ids.prize_id(campaign_id, line.sku): line.sku for line in lines}
+        missing = [i for i in wanted if i not in aggregates]
+        if missing:
+            self.requested.update(missing)
+            aggregates.update(self.desk.cache.fetch(missing))
+        return {
+            code: prize
+            for prize_id, code in wanted.items()
+            if isinstance(prize := aggregates.get(prize_id), Prize)
+        }
+
+    def move_stock(self, move: StockMove | None) -> None:
+        if move is None:
+            return
+        for prize, quantity in move.pieces:
+            if move.taken:
+                prize.redeem(move.redemption, quantity, move.day)
+            else:
+                prize.release(move.redemption, quantity)
+            self.touched[prize.id] = prize
 
     def consume_budgets(
         self, derivation: Derivation, movement: Movement, aggregates: dict[UUID, object]
@@ -559,6 +626,59 @@ def context_for(
         budgets=budgets,
         original=original,
     )
+
+
+class StockMove(NamedTuple):
+    """Pieces of prizes a redemption takes (``taken``) or its cancellation puts back."""
+
+    redemption: str
+    day: date
+    pieces: list[tuple[Prize, int]]
+    taken: bool
+
+
+def timezone_of(movement: Movement) -> str:
+    """The time zone of the store it happened at (UTC off the network: the Prize API)."""
+    return movement.location.timezone if movement.location else "UTC"
+
+
+def prize_lines(movement: Movement) -> tuple[Line, ...]:
+    """The lines of a prize redemption name its prizes (other movements: none)."""
+    return movement.lines if movement.type is MovementType.PRIZE_REDEMPTION else ()
+
+
+def pieces_per_prize(lines: Sequence[Line]) -> dict[str, int]:
+    pieces: dict[str, int] = {}
+    for line in lines:
+        pieces[line.sku] = pieces.get(line.sku, 0) + int(line.quantity)
+    return pieces
+
+
+def check_prize_lines(
+    lines: Sequence[Line], prizes: Mapping[str, Prize], campaign: str
+) -> dict[str, int]:
+    """Refuses lines that do not name prizes of the campaign at their price, in whole
+    pieces; the pieces taken of each prize."""
+    if not lines:
+        raise InvalidMovement("a prize redemption names its prizes in lines", field="lines")
+    for index, line in enumerate(lines):
+        prize = prizes.get(line.sku)
+        if prize is None:
+            raise UnknownPrize(f"campaign {campaign!r} has no prize {line.sku!r}", prize=line.sku)
+        field = f"lines[{index}]"
+        if line.quantity != line.quantity.to_integral_value():
+            raise InvalidMovement("prizes are taken in whole pieces", field=f"{field}.quantity")
+        if line.unit_price != prize.terms.points:
+            raise InvalidMovement(
+                f"prize {line.sku!r} costs {prize.terms.points} points, not {line.unit_price}",
+                field=f"{field}.unit_price",
+            )
+        if line.amount != line.unit_price * line.quantity:
+            raise InvalidMovement(
+                "a prize line's amount is its unit price times its quantity",
+                field=f"{field}.amount",
+            )
+    return pieces_per_prize(lines)
 
 
 def indexed(items: Sequence[Pending | LoyaltyError]) -> Sequence[Pending | LoyaltyError]:

@@ -8,7 +8,7 @@ Error tree::
     │   ├── UnknownNode
     │   ├── UnknownCampaign / UnknownPromotion / UnknownCluster / UnknownCustomer
     │   ├── UnknownOperator / UnknownApiClient / UnknownApiKey
-    │   ├── UnknownProduct
+    │   ├── UnknownProduct / UnknownPrize / UnknownRedemption
     │   └── UnknownOriginalMovement
     ├── ConflictError             (409)
     │   ├── IdempotencyConflict   same movement id, different body
@@ -28,6 +28,7 @@ Error tree::
         ├── NoCampaign            no campaign covers the terminal at that time
         ├── InsufficientPoints
         ├── ReturnExceedsOriginal
+        ├── InvalidPrize / PrizeNotAvailable / OutOfStock / AlreadyCancelled   prizes
         ├── CycleInNetwork / InvalidNetworkPlacement
         ├── WeakPassword / InvalidUsername / InvalidScope   operators
         └── InvalidProgram        a program definition that cannot be applied
@@ -200,3 +201,27 @@ class InvalidUsername(RuleViolation):
 
 class InvalidScope(RuleViolation):
     code = "invalid_scope"
+
+
+class UnknownPrize(NotFoundError):
+    code = "unknown_prize"
+
+
+class UnknownRedemption(NotFoundError):
+    code = "unknown_redemption"
+
+
+class InvalidPrize(RuleViolation):
+    code = "invalid_prize"
+
+
+class PrizeNotAvailable(RuleViolation):
+    code = "prize_not_available"
+
+
+class OutOfStock(RuleViolation):
+    code = "out_of_stock"
+
+
+class AlreadyCancelled(RuleViolation):
+    code = "already_cancelled"

@@ -23,6 +23,7 @@ CARD = uuid5(_ROOT, "card")
 CUSTOMER = uuid5(_ROOT, "customer")
 ACCOUNT = uuid5(_ROOT, "account")
 BUDGET = uuid5(_ROOT, "budget")
+PRIZE = uuid5(_ROOT, "prize")
 NETWORK_ID = uuid5(_ROOT, "network")
 OPERATOR = uuid5(_ROOT, "operator")
 SIGN_INS = uuid5(_ROOT, "sign-ins")
@@ -72,6 +73,11 @@ def account_id(campaign: UUID, customer: UUID) -> UUID:
 @lru_cache(maxsize=_CACHED)
 def budget_id(promotion: UUID) -> UUID:
     return uuid5(BUDGET, str(promotion))
+
+
+@lru_cache(maxsize=_CACHED)
+def prize_id(campaign: UUID, code: str) -> UUID:
+    return uuid5(PRIZE, f"{campaign}/{code}")
 
 
 def operator_id(username: str) -> UUID:

@@ -7,7 +7,8 @@ recorded in one event on the customer's account, so a replay can prove the deriv
 Invariants checked by :func:`check_movement`:
 - lines have positive quantities and non-negative prices and amounts;
 - money has at most two decimal places; a purchase's lines add up to its amount;
-- a return names the movement it returns; a prize redemption spends whole points.
+- a return names the movement it returns; a prize redemption spends whole points;
+- a redemption cancellation names the redemption and gives all of it back (no lines).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class MovementType(StrEnum):
     REGISTRATION = "registration"
     PROFILE_COMPLETION = "profile_completion"
     PRIZE_REDEMPTION = "prize_redemption"
+    REDEMPTION_CANCELLATION = "redemption_cancellation"
     ADJUSTMENT = "adjustment"
 
 
@@ -180,13 +182,17 @@ def check_movement(movement: Movement) -> None:
         check_line(line, index)
     if movement.type is MovementType.PRIZE_REDEMPTION:
         check_prize_redemption(movement)
+    elif movement.type is MovementType.REDEMPTION_CANCELLATION:
+        check_cancellation(movement)
     else:
         if not has_cents_at_most(movement.amount):
             raise InvalidMovement("amount has more than two decimal places", field="amount")
         if movement.type in (MovementType.PURCHASE, MovementType.RETURN):
             check_lines_add_up(movement)
-    if movement.type is MovementType.RETURN and not movement.original_movement_id:
-        raise InvalidMovement("a return needs original_movement_id", field="original_movement_id")
+    if movement.type in REFERS_TO_ORIGINAL and not movement.original_movement_id:
+        raise InvalidMovement(
+            f"a {movement.type} needs original_movement_id", field="original_movement_id"
+        )
     if len(movement.original_movement_id or "") > MAX_KEY_LENGTH:
         raise InvalidMovement(
             f"original_movement_id is longer than {MAX_KEY_LENGTH} characters",
@@ -220,6 +226,17 @@ def check_lines_add_up(movement: Movement) -> None:
         raise InvalidMovement(
             f"lines add up to {total}, not to the amount {movement.amount}",
             field="amount",
+        )
+
+
+REFERS_TO_ORIGINAL = (MovementType.RETURN, MovementType.REDEMPTION_CANCELLATION)
+
+
+def check_cancellation(movement: Movement) -> None:
+    if movement.lines or movement.amount:
+        raise InvalidMovement(
+            "a redemption cancellation gives back the whole redemption: no lines, amount 0",
+            field="lines" if movement.lines else "amount",
         )
 
 

@@ -20,6 +20,9 @@ Semantics, in the order applied:
    till is never told to take off more than the receipt's total.
 5. A promotion fires when something is left; an exclusive one that fires ends the walk.
 
+A redemption cancellation gives back every point and credit its prize redemption moved
+(bounded by the balance like a return), once.
+
 A return reverses, line by line and in proportion to the quantity returned, the points
 and credits its original purchase earned (see :mod:`loyalty.rules.allocation`); it never
 takes the balance below zero: what cannot be taken back is recorded as unrecovered.
@@ -40,7 +43,12 @@ import msgspec
 from loyalty.domain.campaign import CampaignView
 from loyalty.domain.cluster import ClusterVersion
 from loyalty.domain.customer import ANONYMOUS, CustomerFacts
-from loyalty.domain.errors import InsufficientPoints, InvalidMovement, ReturnExceedsOriginal
+from loyalty.domain.errors import (
+    AlreadyCancelled,
+    InsufficientPoints,
+    InvalidMovement,
+    ReturnExceedsOriginal,
+)
 from loyalty.domain.movement import (
     CENT,
     CREDITS,
@@ -117,8 +125,10 @@ class ClusterInForce:
 
 @dataclass(frozen=True, slots=True)
 class OriginalMovement:
-    """The purchase a return gives back, as recorded, and what of it was returned before."""
+    """The movement a return (or cancellation) gives back, as recorded, where it was
+    recorded (its idempotency ``source``), and what of it was given back before."""
 
+    source: str
     movement: Movement
     derivation: Derivation
     account_version: int
@@ -145,6 +155,8 @@ def derive(movement: Movement, context: Context) -> Derivation:
             derivation = derive_return(movement, context)
         case MovementType.ADJUSTMENT:
             derivation = derive_adjustment(movement, context)
+        case MovementType.REDEMPTION_CANCELLATION:
+            derivation = derive_cancellation(movement, context)
         case _:
             derivation = derive_with_promotions(movement, context, local)
     return msgspec.structs.replace(
@@ -519,6 +531,38 @@ def derive_return(movement: Movement, context: Context) -> Derivation:
         ),
         unrecovered_points=unrecovered_points,
         receipt_messages=tuple(messages),
+    )
+
+
+def derive_cancellation(movement: Movement, context: Context) -> Derivation:
+    """Gives back, in full, the points and credits a prize redemption moved."""
+    original = context.original
+    if original is None or original.movement.type is not MovementType.PRIZE_REDEMPTION:
+        raise InvalidMovement(
+            "only a prize redemption can be cancelled", field="original_movement_id"
+        )
+    if original.returned_before:
+        raise AlreadyCancelled(
+            f"redemption {original.movement.movement_id!r} is already cancelled",
+            movement_id=original.movement.movement_id,
+        )
+    reversals = [
+        msgspec.structs.replace(t, amount=-t.amount, allocation=())
+        for t in original.derivation.transactions
+        if t.kind in (TransactionKind.POINTS, TransactionKind.CREDITS) and t.amount
+    ]
+    reversals, unrecovered_points, _ = bounded_by_balance(reversals, context.account)
+    return Derivation(
+        transactions=tuple(reversals),
+        points_delta=total_units(reversals, TransactionKind.POINTS),
+        credits_delta=total_amount(reversals, TransactionKind.CREDITS),
+        return_of=ReturnOf(
+            terminal=original.source,
+            movement_id=original.movement.movement_id,
+            account_version=original.account_version,
+            returned=tuple(line.quantity for line in original.movement.lines) or (Decimal(1),),
+        ),
+        unrecovered_points=unrecovered_points,
     )
 
 
