@@ -72,6 +72,7 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("POST", "/api/v1/customers"): Action.CHANGE_CUSTOMERS,
     ("GET", "/api/v1/customers/{card}"): Action.READ_CUSTOMERS,
     ("PATCH", "/api/v1/customers/{card}/profile"): Action.CHANGE_CUSTOMERS,
+    ("PUT", "/api/v1/customers/{card}/home-store"): Action.CHANGE_CUSTOMERS,
     ("POST", "/api/v1/customers/{card}/consents"): Action.CHANGE_CUSTOMERS,
     ("GET", "/api/v1/customers/{card}/consents"): Action.READ_CUSTOMERS,
     ("GET", "/api/v1/customers/{card}/balances"): Action.READ_CUSTOMERS,

@@ -132,7 +132,87 @@ def test_an_unregistered_or_unknown_card_answers_404(client: TestClient[Any]) ->
     assert unknown.json()["code"] == "unknown_card"
 
 
-def test_store_managers_cannot_reach_customers(client: TestClient[Any]) -> None:
-    response = client.get(f"{CUSTOMERS}/C1", headers=bearer(client, "sam"))
+def register_at(client: TestClient[Any], who: str, card: str, store: str | None) -> Any:
+    body = {"card": card, "profile": {"last_name": "Verdi"}}
+    return client.post(
+        CUSTOMERS,
+        json={**body, "home_store": store} if store else body,
+        headers=bearer(client, who),
+    )
 
-    assert response.status_code == 403
+
+def card_routes(card: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every route that names a card, with a body it would accept."""
+    return [
+        ("GET", f"{CUSTOMERS}/{card}", {}),
+        ("PATCH", f"{CUSTOMERS}/{card}/profile", {"last_name": "Neri"}),
+        ("PUT", f"{CUSTOMERS}/{card}/home-store", {"store": "s1"}),
+        (
+            "POST",
+            f"{CUSTOMERS}/{card}/consents",
+            {"purpose": "marketing", "channel": "sms", "granted": True, "source": "till"},
+        ),
+        ("GET", f"{CUSTOMERS}/{card}/consents", {}),
+        ("GET", f"{CUSTOMERS}/{card}/balances", {}),
+        ("GET", f"{CUSTOMERS}/{card}/movements?campaign=club", {}),
+    ]
+
+
+def test_a_store_manager_registers_customers_of_their_own_store_only(
+    client: TestClient[Any],
+) -> None:
+    at_home = register_at(client, "sam", "C1", "s1")
+    homeless = register_at(client, "sam", "C2", None)
+    elsewhere = register_at(client, "sam", "C2", "s2")
+    a_till = register_at(client, "mia", "C3", "t1")
+
+    assert at_home.status_code == 201 and at_home.json()["home_store"] == "s1"
+    assert homeless.status_code == 403
+    assert elsewhere.status_code == 404 and elsewhere.json()["code"] == "unknown_node"
+    assert a_till.status_code == 422 and a_till.json()["code"] == "invalid_program"
+
+
+def test_scoped_operators_reach_exactly_the_customers_of_their_stores(
+    client: TestClient[Any],
+) -> None:
+    register_at(client, "mia", "C1", "s1")
+    register_at(client, "mia", "C2", "s2")
+    register_at(client, "mia", "C3", "s3")
+
+    def reached(who: str, card: str) -> set[int]:
+        return {
+            client.request(method, url, json=body, headers=bearer(client, who)).status_code
+            for method, url, body in card_routes(card)
+        }
+
+    assert reached("sam", "C1") <= {200, 201}
+    for card in ("C2", "C3"):
+        assert reached("sam", card) == {404}
+    assert reached("dino", "C2") <= {200, 201}
+    assert reached("dino", "C3") == {404}
+    assert client.get(f"{CUSTOMERS}/C3", headers=bearer(client, "sam")).json()["code"] == (
+        "unknown_card"
+    )
+
+
+def test_an_anonymous_card_is_out_of_every_scoped_operators_reach(client: TestClient[Any]) -> None:
+    buy(client, "r1", "20.00")
+
+    balances = client.get(f"{CUSTOMERS}/C1/balances", headers=bearer(client, "sam"))
+
+    assert balances.status_code == 404 and balances.json()["code"] == "unknown_card"
+
+
+def test_moving_the_home_store_moves_the_customer_out_of_reach(client: TestClient[Any]) -> None:
+    register_at(client, "sam", "C1", "s1")
+
+    moved = client.put(
+        f"{CUSTOMERS}/C1/home-store", json={"store": "s3"}, headers=bearer(client, "mia")
+    )
+    sam_sees = client.get(f"{CUSTOMERS}/C1", headers=bearer(client, "sam"))
+    sam_moves_back = client.put(
+        f"{CUSTOMERS}/C1/home-store", json={"store": "s1"}, headers=bearer(client, "sam")
+    )
+
+    assert moved.json()["home_store"] == "s3"
+    assert sam_sees.status_code == 404 and sam_moves_back.status_code == 404

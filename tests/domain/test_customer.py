@@ -118,3 +118,16 @@ def test_a_till_may_print_only_the_initial_of_the_first_name() -> None:
 def test_a_profile_with_an_unknown_field_cannot_be_decoded() -> None:
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode(b'{"first_name": "Anna", "tax_code": "X"}', type=Profile)
+
+
+def test_a_customer_starts_without_a_home_store_and_records_only_a_change() -> None:
+    customer = register()
+    assert customer.home_store is None
+
+    customer.set_home_store("s1", by="operator:mia")
+    customer.set_home_store("s1", by="operator:mia")
+    customer.set_home_store("s2", by="operator:mia")
+
+    moves = [e for e in customer.pending_events if isinstance(e, Customer.HomeStoreSet)]
+    assert [(e.store, e.by) for e in moves] == [("s1", "operator:mia"), ("s2", "operator:mia")]
+    assert customer.home_store == "s2"

@@ -11,6 +11,7 @@ from loyalty.domain.errors import (
     CycleInNetwork,
     DuplicateCode,
     InvalidNetworkPlacement,
+    InvalidProgram,
     TerminalClosed,
     UnknownNode,
 )
@@ -304,3 +305,13 @@ def test_a_revoked_key_no_longer_names_its_terminal() -> None:
 def test_only_a_terminal_is_given_a_key() -> None:
     with pytest.raises(InvalidNetworkPlacement):
         chain().issue_terminal_key("s1", "k1", "1" * 64)
+
+
+def test_a_home_store_must_be_a_store() -> None:
+    network = chain()
+
+    assert network.store("s1").code == "s1"
+    with pytest.raises(InvalidProgram):
+        network.store("north")
+    with pytest.raises(UnknownNode):
+        network.store("nowhere")

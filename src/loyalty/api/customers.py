@@ -1,9 +1,12 @@
 """Customer API, for a customer-facing app (its backend, with a key of the Customer
-family): register a card's holder, read and complete the profile, record consents, and
-read balances and the movement history, addressed by card code.
+family) and the chain's staff: register a card's holder, read and complete the profile,
+record consents, move the home store, and read balances and the movement history,
+addressed by card code.
 
-Customers have no home store yet, so store and distributor managers cannot use this API
-(403): only admins, managers and Customer-family clients."""
+Scope: admins, managers and unscoped clients reach every card. A scoped caller (store or
+distributor manager, scoped client) reaches only the cards of customers whose home store
+lies in its scope, registers customers only with such a home store, and gets ``404
+unknown_card`` for any other card, exactly as for a card that does not exist."""
 
 from __future__ import annotations
 
@@ -12,11 +15,11 @@ from decimal import Decimal
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, get, patch, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from loyalty.api.access import Action, caller, requires
+from loyalty.api.access import Action, caller, check_in_scope, covers, covers_everywhere, requires
 from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
 from loyalty.commands.admin import load_card
 from loyalty.commands.customers import (
@@ -24,16 +27,18 @@ from loyalty.commands.customers import (
     complete_profile,
     customer_of,
     history,
+    move_home_store,
     record_consent,
     register,
 )
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.movements import MovementDesk, balance_of, receipt_transactions
+from loyalty.commands.operators import network_of
 from loyalty.commands.schemas import Balance, Key, ReceiptTransaction
 from loyalty.domain.account import Account
-from loyalty.domain.card import CardStatus
+from loyalty.domain.card import Card, CardStatus
 from loyalty.domain.customer import Consent, Customer, Profile
-from loyalty.domain.errors import UnknownCampaign
+from loyalty.domain.errors import Forbidden, UnknownCampaign, UnknownCard
 from loyalty.domain.movement import CENT, MovementType
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -44,6 +49,7 @@ class CustomerView(msgspec.Struct, frozen=True, kw_only=True):
     card_status: CardStatus
     cards: tuple[str, ...]
     signed_up_on: date
+    home_store: str | None
     profile: Profile
 
 
@@ -52,6 +58,12 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     profile: Profile
     signed_up_on: date | None = None
     """Default: today (UTC)."""
+    home_store: Key | None = None
+    """The store the customer belongs to; required of scoped callers (in their scope)."""
+
+
+class HomeStore(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    store: Key
 
 
 class ConsentChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -88,8 +100,28 @@ def view(card: str, status: CardStatus, customer: Customer) -> CustomerView:
         card_status=status,
         cards=tuple(customer.cards),
         signed_up_on=customer.signed_up_on,
+        home_store=customer.home_store,
         profile=customer.profile,
     )
+
+
+def card_in_scope(request: Request[object, object, State], code: str) -> Card:
+    """The card, if the caller's scope reaches its holder's home store (else not found)."""
+    ledger = ledger_of(request)
+    card = load_card(ledger, code)
+    session, network = caller(request), network_of(ledger)
+    if covers_everywhere(session, network):
+        return card
+    customer = ledger.load_all([card.customer_id]).get(card.customer_id)
+    home = customer.home_store if isinstance(customer, Customer) else None
+    if home is None or home not in network.nodes or not covers(session, network, home):
+        raise UnknownCard(f"no card has the code {code!r}", card=code)
+    return card
+
+
+def who(request: Request[object, object, State]) -> str:
+    session = caller(request)
+    return f"{'operator' if session.role else 'client'}:{session.username}"
 
 
 class CustomersController(Controller):
@@ -108,7 +140,14 @@ class CustomersController(Controller):
     ) -> CustomerView:
         desk: MovementDesk = request.app.state.services.desk
         signed_up_on = data.signed_up_on or desk.clock().date()
-        customer = register(ledger_of(request), data.card, data.profile, signed_up_on)
+        network = network_of(desk.ledger)
+        if not covers_everywhere(caller(request), network):
+            if data.home_store is None:
+                raise Forbidden("name the customer's home store, a store of your scope")
+            check_in_scope(caller(request), network, network.node(data.home_store).code)
+        customer = register(
+            ledger_of(request), data.card, data.profile, signed_up_on, data.home_store, who(request)
+        )
         card = load_card(ledger_of(request), data.card)
         return view(data.card, card.status, customer)
 
@@ -122,8 +161,27 @@ class CustomersController(Controller):
     def get_customer(
         self, request: Request[object, object, State], card: FromPath[str]
     ) -> CustomerView:
-        found = load_card(ledger_of(request), card)
+        found = card_in_scope(request, card)
         return view(card, found.status, customer_of(ledger_of(request), found))
+
+    @put(
+        "/{card:str}/home-store",
+        operation_id="moveHomeStore",
+        summary="Make another store the customer's home store (both in the caller's scope)",
+        sync_to_thread=True,
+        guards=[requires(Action.CHANGE_CUSTOMERS)],
+    )
+    def move_home_store(
+        self,
+        request: Request[object, object, State],
+        card: FromPath[str],
+        data: JSONBody[HomeStore],
+    ) -> CustomerView:
+        found = card_in_scope(request, card)
+        network = network_of(ledger_of(request))
+        check_in_scope(caller(request), network, network.node(data.store).code)
+        customer = move_home_store(ledger_of(request), card, data.store, who(request))
+        return view(card, found.status, customer)
 
     @patch(
         "/{card:str}/profile",
@@ -135,8 +193,9 @@ class CustomersController(Controller):
     def complete(
         self, request: Request[object, object, State], card: FromPath[str], data: JSONBody[Profile]
     ) -> CustomerView:
+        found = card_in_scope(request, card)
         customer = complete_profile(ledger_of(request), card, data)
-        return view(card, load_card(ledger_of(request), card).status, customer)
+        return view(card, found.status, customer)
 
     @post(
         "/{card:str}/consents",
@@ -153,6 +212,7 @@ class CustomersController(Controller):
         data: JSONBody[ConsentChange],
     ) -> list[Consent]:
         desk: MovementDesk = request.app.state.services.desk
+        card_in_scope(request, card)
         consent = Consent(
             purpose=data.purpose,
             channel=data.channel,
@@ -172,7 +232,7 @@ class CustomersController(Controller):
     def consents(
         self, request: Request[object, object, State], card: FromPath[str]
     ) -> list[Consent]:
-        found = load_card(ledger_of(request), card)
+        found = card_in_scope(request, card)
         return list(customer_of(ledger_of(request), found).consents)
 
     @get(
@@ -187,7 +247,7 @@ class CustomersController(Controller):
     ) -> list[CampaignBalance]:
         desk: MovementDesk = request.app.state.services.desk
         campaigns = sorted(desk.program.current().campaigns.values(), key=lambda c: c.code)
-        found = load_card(ledger_of(request), card)
+        found = card_in_scope(request, card)
         return [
             CampaignBalance(campaign=c.code, balance=balance_of(account))
             for c, account in accounts_of(ledger_of(request), found, campaigns)
@@ -213,7 +273,7 @@ class CustomersController(Controller):
         chosen = desk.program.current().campaign_by_code(campaign)
         if chosen is None:
             raise UnknownCampaign(f"no campaign has the code {campaign!r}", field="campaign")
-        found = load_card(ledger_of(request), card)
+        found = card_in_scope(request, card)
         program = desk.program.current()
         ((_, account),) = accounts_of(ledger_of(request), found, [program.campaigns[chosen.id]])
         items = [item_of(e) for e in history(ledger_of(request), account)] if account else []

@@ -92,6 +92,7 @@ class CustomerSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     cards: tuple[str, ...]
     profile: Profile
     signed_up_on: date
+    home_store: str | None = None
 
 
 class CardRange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -164,7 +165,7 @@ class ProgramApplier:
             for code in [*anonymous, *(c for s in program.customers for c in s.cards)]
         )
         for customer in program.customers:
-            self.apply_customer(customer, changes)
+            self.apply_customer(customer, network, changes)
         for code in anonymous:
             if changes.get(Card, ids.card_id(code)) is None:
                 changes.add(Card.issue(code))
@@ -264,7 +265,7 @@ class ProgramApplier:
         else:
             prize.revise(spec.terms, "program")
 
-    def apply_customer(self, spec: CustomerSpec, changes: Changes) -> None:
+    def apply_customer(self, spec: CustomerSpec, network: Network, changes: Changes) -> None:
         if not spec.cards:
             raise InvalidProgram("a customer needs at least one card")
         first = changes.get(Card, ids.card_id(spec.cards[0]))
@@ -281,6 +282,8 @@ class ProgramApplier:
             )
             changes.add(customer)
         customer.complete_profile(spec.profile)
+        if spec.home_store is not None:
+            customer.set_home_store(network.store(spec.home_store).code, "program")
         for code in spec.cards[1:]:
             card = changes.get(Card, ids.card_id(code))
             if card is None:

@@ -9,6 +9,7 @@ from typing import cast
 
 from loyalty.commands.admin import load_card
 from loyalty.commands.ledger import Ledger
+from loyalty.commands.operators import network_of
 from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.campaign import Campaign
@@ -28,7 +29,14 @@ def customer_of(ledger: Ledger, card: Card) -> Customer:
     return found
 
 
-def register(ledger: Ledger, code: str, profile: Profile, signed_up_on: date) -> Customer:
+def register(
+    ledger: Ledger,
+    code: str,
+    profile: Profile,
+    signed_up_on: date,
+    home_store: str | None = None,
+    by: str = "",
+) -> Customer:
     """Registers the holder of an anonymous card; what it earned stays theirs."""
     card = load_card(ledger, code)
     if ledger.load_all([card.customer_id]):
@@ -36,6 +44,15 @@ def register(ledger: Ledger, code: str, profile: Profile, signed_up_on: date) ->
     customer = Customer.register(
         customer_id=card.customer_id, profile=profile, signed_up_on=signed_up_on, cards=(code,)
     )
+    if home_store is not None:
+        customer.set_home_store(network_of(ledger).store(home_store).code, by)
+    ledger.save(customer)
+    return customer
+
+
+def move_home_store(ledger: Ledger, code: str, store: str, by: str) -> Customer:
+    customer = customer_of(ledger, load_card(ledger, code))
+    customer.set_home_store(network_of(ledger).store(store).code, by)
     ledger.save(customer)
     return customer
 

@@ -5,6 +5,9 @@ layer can encrypt exactly that part. A card starts anonymous, as a customer with
 profile; registering it adds the profile to that same customer, so the points it earned
 stay where they are.
 
+A registered customer has a home store (where they signed up, or where an operator moved
+them): store and distributor managers see the customers whose home store is in their scope.
+
 Invariants: a customer registers once; later profile changes are completions.
 """
 
@@ -82,6 +85,10 @@ class Customer(Aggregate):
     class ConsentRecorded(Aggregate.Event):
         consent: Consent
 
+    class HomeStoreSet(Aggregate.Event):
+        store: str
+        by: str
+
     @classmethod
     def register(
         cls, *, customer_id: UUID, profile: Profile, signed_up_on: date, cards: tuple[str, ...]
@@ -101,6 +108,7 @@ class Customer(Aggregate):
         self.signed_up_on = signed_up_on
         self.cards = list(cards)
         self.consents: list[Consent] = []
+        self.home_store: str | None = None
 
     def complete_profile(self, profile: Profile) -> None:
         check_named(profile)
@@ -127,6 +135,15 @@ class Customer(Aggregate):
     @event(ConsentRecorded)
     def _consent(self, consent: Consent) -> None:
         self.consents.append(consent)
+
+    def set_home_store(self, store: str, by: str) -> None:
+        """Makes ``store`` (a store node's code, checked by the caller) the home store."""
+        if store != self.home_store:
+            self._set_home_store(store=store, by=by)
+
+    @event(HomeStoreSet)
+    def _set_home_store(self, store: str, by: str) -> None:
+        self.home_store = store
 
     def facts(self, card_status: CardStatus) -> CustomerFacts:
         return CustomerFacts(

@@ -23,6 +23,7 @@ from loyalty.domain.errors import (
     CycleInNetwork,
     DuplicateCode,
     InvalidNetworkPlacement,
+    InvalidProgram,
     TerminalClosed,
     UnknownNode,
 )
@@ -110,6 +111,13 @@ class Network(Aggregate):
             return self.nodes[code]
         except KeyError:
             raise UnknownNode(f"no network node has the code {code!r}", node=code) from None
+
+    def store(self, code: str) -> Node:
+        """The node ``code``, which must be a store."""
+        node = self.node(code)
+        if node.kind is not NodeKind.STORE:
+            raise InvalidProgram(f"{code!r} is a {node.kind}, not a store", node=code)
+        return node
 
     def add(
         self, *, code: str, name: str, kind: NodeKind, parent: str, timezone: str | None = None
