@@ -25,12 +25,13 @@ def serve_command(port: int) -> list[str]:
     return [sys.executable, "-m", "loyalty.cli", "serve", "--port", str(port)]
 
 
-def environment(settings: Settings, workers: int) -> dict[str, str]:
+def environment(settings: Settings, workers: int, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "LOYALTY_PG_DB": settings.pg_db,
         "LOYALTY_PG_SCHEMA": settings.pg_schema,
         "LOYALTY_HTTP_WORKERS": str(workers),
+        **extra,
     }
 
 
@@ -43,8 +44,11 @@ def healthy(port: int) -> bool:
 
 
 @contextmanager
-def running(settings: Settings, port: int, workers: int) -> Iterator[subprocess.Popen[bytes]]:
-    server = subprocess.Popen(serve_command(port), env=environment(settings, workers))
+def running(
+    settings: Settings, port: int, workers: int, **extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``loyalty serve`` on ``port`` until the block ends; ``extra``: more environment."""
+    server = subprocess.Popen(serve_command(port), env=environment(settings, workers, **extra))
     try:
         deadline = time.monotonic() + 60
         while not healthy(port):
