@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from loyalty.adapters.secrets import secret_key
+from loyalty.adapters.secrets import checkpoint_key, secret_key
 from loyalty.commands.apply import ProgramApplier
+from loyalty.commands.audit import Auditor, PeriodicCheckpoints
 from loyalty.commands.auth import Authenticator
 from loyalty.commands.catalog import CatalogDesk
 from loyalty.commands.ledger import Ledger
@@ -30,8 +31,11 @@ class Services:
     applier: ProgramApplier
     authenticator: Authenticator
     catalog: CatalogDesk
+    auditor: Auditor
+    checkpoints: PeriodicCheckpoints
 
     def close(self) -> None:
+        self.checkpoints.stop()
         self.writer.stop()
         self.ledger.close()
 
@@ -39,6 +43,8 @@ class Services:
 def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Services:
     ledger = Ledger(settings)
     desk = MovementDesk(ledger, clock, timedelta(seconds=settings.max_future_skew_s))
+    key = secret_key(settings)
+    auditor = Auditor(ledger, checkpoint_key(key))
     return Services(
         settings=settings,
         ledger=ledger,
@@ -48,7 +54,7 @@ def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) 
         authenticator=Authenticator(
             ledger,
             clock,
-            secret_key(settings),
+            key,
             access_ttl=timedelta(seconds=settings.access_token_ttl_s),
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_s),
             two_factor_roles=frozenset(
@@ -56,4 +62,6 @@ def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) 
             ),
         ),
         catalog=CatalogDesk(ledger),
+        auditor=auditor,
+        checkpoints=PeriodicCheckpoints(auditor, clock, settings.checkpoint_interval_s),
     )

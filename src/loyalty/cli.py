@@ -82,7 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.set_defaults(handler=adjust)
 
     add_operator_commands(commands.add_parser("operator", help="manage operators"))
+    add_audit_commands(commands.add_parser("audit", help="check the event log (auditors)"))
     return parser
+
+
+def add_audit_commands(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    cmd = actions.add_parser(
+        "verify", help="walk the hash chain and the signed checkpoints; exit 1 if broken"
+    )
+    cmd.set_defaults(handler=audit_verify)
+    cmd = actions.add_parser("checkpoint", help="sign the head of the chain now")
+    cmd.set_defaults(handler=audit_checkpoint)
 
 
 def add_operator_commands(parser: argparse.ArgumentParser) -> None:
@@ -340,6 +351,27 @@ def operator_reactivate(args: argparse.Namespace, settings: Settings) -> int:
     def work(services: Services) -> int:
         reactivate_operator(services.ledger, args.username, cli_actor())
         print(f"operator {args.username} reactivated")
+        return 0
+
+    return with_services(settings, work)
+
+
+def audit_verify(_: argparse.Namespace, settings: Settings) -> int:
+    def work(services: Services) -> int:
+        report = services.auditor.verify()
+        print(msgspec.json.format(msgspec.json.encode(report)).decode())
+        return 0 if report.intact else 1
+
+    return with_services(settings, work)
+
+
+def audit_checkpoint(_: argparse.Namespace, settings: Settings) -> int:
+    def work(services: Services) -> int:
+        made = services.auditor.checkpoint(datetime.now(UTC))
+        if made is None:
+            print("the log is empty: nothing to sign")
+        else:
+            print(f"signed the chain up to event {made.notification_id}: {made.link.hex()}")
         return 0
 
     return with_services(settings, work)

@@ -26,6 +26,8 @@ variable                           meaning                                      
 ``LOYALTY_REFRESH_TOKEN_TTL_S``    refresh tokens live (seconds)                ``43200``
 ``LOYALTY_DEFAULT_LOCALE``         messages' language when a request asks none ``en``
 ``LOYALTY_TWO_FACTOR_ROLES``       roles that must sign in with a second factor ``admin``
+``LOYALTY_CHECKPOINT_INTERVAL_S``  how often the server signs the log's head     ``60``
+                                   (0: never; ``loyalty audit checkpoint`` does)
                                    (comma-separated; empty for none)
 =================================  ===========================================  ==================
 """
@@ -58,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     refresh_token_ttl_s: int = 43_200
     two_factor_roles: str = "admin"
     default_locale: str = "en"
+    checkpoint_interval_s: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

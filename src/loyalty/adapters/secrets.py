@@ -1,4 +1,5 @@
-"""The deployment's secret key (HMAC of client addresses, encryption of TOTP secrets).
+"""The deployment's secret key (HMAC of client addresses, encryption of TOTP secrets,
+signatures of the event log's checkpoints).
 
 ``LOYALTY_SECRET_KEY`` (32 bytes, base64) when set; otherwise a key file
 (``LOYALTY_SECRET_KEY_FILE``, default ``var/secret.key``), created with mode 0600 on first
@@ -14,6 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from loyalty.settings import Settings
@@ -34,6 +36,13 @@ def secret_key(settings: Settings) -> bytes:
         with os.fdopen(descriptor, "wb") as out:
             out.write(secrets.token_bytes(KEY_BYTES))
     return path.read_bytes()
+
+
+def checkpoint_key(key: bytes) -> Ed25519PrivateKey:
+    """The Ed25519 key that signs the event log's checkpoints, derived from the secret."""
+    return Ed25519PrivateKey.from_private_bytes(
+        hmac.new(key, b"loyalty chain checkpoints", hashlib.sha256).digest()
+    )
 
 
 class SecretBox:
