@@ -94,6 +94,24 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
     cmd.set_defaults(handler=audit_verify)
     cmd = actions.add_parser("checkpoint", help="sign the head of the chain now")
     cmd.set_defaults(handler=audit_checkpoint)
+    cmd = actions.add_parser(
+        "replay",
+        help="derive every movement again, compare it with the stored one; exit 1 if any differs",
+    )
+    cmd.add_argument("--from", dest="start", type=moment, help="movements at or after (RFC 3339)")
+    cmd.add_argument("--to", dest="end", type=moment, help="movements before (RFC 3339)")
+    cmd.set_defaults(handler=audit_replay)
+
+
+def moment(text: str) -> datetime:
+    """An RFC 3339 time with its offset (argparse type)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset (Z or +01:00)")
+    return value
 
 
 def add_operator_commands(parser: argparse.ArgumentParser) -> None:
@@ -361,6 +379,17 @@ def audit_verify(_: argparse.Namespace, settings: Settings) -> int:
         report = services.auditor.verify()
         print(msgspec.json.format(msgspec.json.encode(report)).decode())
         return 0 if report.intact else 1
+
+    return with_services(settings, work)
+
+
+def audit_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.replay import replay
+
+    def work(services: Services) -> int:
+        report = replay(services.ledger, args.start, args.end)
+        print(msgspec.json.format(msgspec.json.encode(report)).decode())
+        return 0 if report.identical else 1
 
     return with_services(settings, work)
 

@@ -330,6 +330,10 @@ def balance_of(account: Account | None) -> Balance:
 class Group:
     """One attempt at recording a group of movements in one transaction.
 
+    The events are appended in the order the movements were decided, each movement's
+    account event before the budget and prize events it caused: the log's order is the
+    order of decisions, which is what lets an audit replay rebuild each decision's inputs.
+
     :meth:`decide` reads what the group needs and records its movements on the cached
     aggregates (nothing is written); :meth:`append` writes the result in one statement.
     """
@@ -381,7 +385,6 @@ class Group:
                 replay(item, *found) if found else self.record(item, aggregates)
             )
         for aggregate in self.touched.values():
-            self.events.extend(aggregate.collect_events())
             self.desk.cache.put(aggregate)
 
     def append(self) -> None:
@@ -455,8 +458,8 @@ class Group:
             account.record(movement, derivation)
         except LoyaltyError as error:
             return error
-        self.consume_budgets(derivation, movement, aggregates)
-        self.move_stock(stock)
+        budgets = self.consume_budgets(derivation, movement, aggregates)
+        prizes = self.move_stock(stock)
         self.touched[account.id] = account
         body = _encoder.encode(receipt_of(movement, derivation, account))
         self.accepted[(item.source, movement.movement_id)] = (item.digest, body)
@@ -474,6 +477,8 @@ class Group:
                 account_version=account.version,
             )
         )
+        for aggregate in (account, *budgets, *prizes):
+            self.events.extend(aggregate.collect_events())
         return Recorded(201, body)
 
     def account(
@@ -570,19 +575,23 @@ class Group:
             if isinstance(prize := aggregates.get(prize_id), Prize)
         }
 
-    def move_stock(self, move: StockMove | None) -> None:
+    def move_stock(self, move: StockMove | None) -> list[Prize]:
+        """Takes or puts back the pieces; the prizes changed."""
         if move is None:
-            return
+            return []
         for prize, quantity in move.pieces:
             if move.taken:
                 prize.redeem(move.redemption, quantity, move.day)
             else:
                 prize.release(move.redemption, quantity)
             self.touched[prize.id] = prize
+        return [prize for prize, _ in move.pieces]
 
     def consume_budgets(
         self, derivation: Derivation, movement: Movement, aggregates: dict[UUID, object]
-    ) -> None:
+    ) -> list[PromotionBudget]:
+        """Records what the movement's promotions took of their budgets; the budgets."""
+        consumed = []
         for usage in derivation.budgets:
             budget_id = ids.budget_id(usage.promotion_id)
             budget = aggregates.get(budget_id)
@@ -591,6 +600,8 @@ class Group:
                 aggregates[budget_id] = budget
             budget.consume(usage.points, usage.uses, f"{movement.source}/{movement.movement_id}")
             self.touched[budget_id] = budget
+            consumed.append(budget)
+        return consumed
 
 
 def context_for(
