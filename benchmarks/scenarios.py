@@ -81,8 +81,8 @@ def checkpoint(conninfo: str) -> None:
 def bench_database(base: Settings, keep: bool = False) -> Iterator[Settings]:
     """A fresh database ``loyalty_bench_<random>``, dropped on the way out."""
     name = f"loyalty_bench_{secrets.token_hex(4)}"
-    admin = base.conninfo()
-    with psycopg.connect(admin, dbname="postgres", autocommit=True) as conn:
+    admin = base.admin_conninfo("postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     log(f"created database {name}")
     try:
@@ -91,7 +91,7 @@ def bench_database(base: Settings, keep: bool = False) -> Iterator[Settings]:
         if keep:
             log(f"kept database {name} (--keep-db)")
         else:
-            with psycopg.connect(admin, dbname="postgres", autocommit=True) as conn:
+            with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
@@ -116,9 +116,13 @@ def prepare(settings: Settings, layout: Layout, analyze: bool = True) -> Setup:
     live database; without statistics the planner picks sequential scans for the
     aggregate catch-up query (see the README), whatever the ``autovacuum`` setting.
     """
-    apply_migrations(settings.conninfo(), settings.pg_schema)
-    with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(BASELINE_SCHEMA)))
+    apply_migrations(settings)
+    with psycopg.connect(settings.admin_conninfo(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(BASELINE_SCHEMA), sql.Identifier(settings.pg_user)
+            )
+        )
     services = build_services(settings)
     started = time.perf_counter()
     report = services.applier.apply(layout.program())

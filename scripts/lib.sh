@@ -7,7 +7,7 @@ VENV="$ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
 PG_HOST="${LOYALTY_PG_HOST:-127.0.0.1}"
 PG_PORT="${LOYALTY_PG_PORT:-5432}"
-PG_USER="${LOYALTY_PG_USER:-postgres}"
+PG_USER="${LOYALTY_PG_ADMIN_USER:-postgres}"   # the administrator: creates roles, databases
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -43,7 +43,7 @@ pg_ready() {
     "$VENV/bin/python" - "$PG_HOST" "$PG_PORT" "$PG_USER" <<'PY' >/dev/null 2>&1
 import sys, psycopg
 psycopg.connect(host=sys.argv[1], port=sys.argv[2], user=sys.argv[3], dbname="postgres",
-                password=__import__("os").environ.get("LOYALTY_PG_PASSWORD", ""),
+                password=__import__("os").environ.get("LOYALTY_PG_ADMIN_PASSWORD", ""),
                 connect_timeout=3).close()
 PY
 }
@@ -82,7 +82,7 @@ import psycopg
 from psycopg import sql
 from loyalty.settings import Settings
 settings = Settings.from_env()
-with psycopg.connect(settings.conninfo(), dbname="postgres", autocommit=True) as conn:
+with psycopg.connect(settings.admin_conninfo("postgres"), autocommit=True) as conn:
     if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (sys.argv[1],)).fetchone():
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(sys.argv[1])))
         print(f"created database {sys.argv[1]}", file=sys.stderr)

@@ -22,19 +22,19 @@ from tests.builders import Clock
 def database() -> Iterator[Settings]:
     base = Settings.from_env()
     name = f"loyalty_test_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(base.conninfo(), dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(base.admin_conninfo("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     key = base64.b64encode(secrets.token_bytes(32)).decode()
     yield msgspec.structs.replace(base, pg_db=name, pg_pool_size=2, secret_key=key)
-    with psycopg.connect(base.conninfo(), dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(base.admin_conninfo("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
 def settings(database: Settings) -> Settings:
-    schema = f"t_{secrets.token_hex(6)}"
-    apply_migrations(database.conninfo(), schema)
-    return msgspec.structs.replace(database, pg_schema=schema)
+    chosen = msgspec.structs.replace(database, pg_schema=f"t_{secrets.token_hex(6)}")
+    apply_migrations(chosen)
+    return chosen
 
 
 @pytest.fixture

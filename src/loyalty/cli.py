@@ -156,7 +156,7 @@ def with_services(settings: Settings, work: Callable[[Services], int]) -> int:
 
 
 def migrate(_: argparse.Namespace, settings: Settings) -> int:
-    applied = apply_migrations(settings.conninfo(), settings.pg_schema)
+    applied = apply_migrations(settings)
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none missing'}")
     return 0
 

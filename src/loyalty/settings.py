@@ -8,7 +8,8 @@ variable                           meaning                                      
 ``LOYALTY_PG_HOST``                PostgreSQL host                              ``127.0.0.1``
 ``LOYALTY_PG_PORT``                PostgreSQL port                              ``5432``
 ``LOYALTY_PG_DB``                  database name                                ``loyalty``
-``LOYALTY_PG_USER``                database user                                ``postgres``
+``LOYALTY_PG_USER``                the event store's role (no superuser; owns   ``loyalty_ledger``
+                                   the event store's schema)
 ``LOYALTY_PG_PASSWORD``            database password                            (empty)
 ``LOYALTY_PG_SCHEMA``              schema holding the event store and indexes   ``loyalty``
 ``LOYALTY_PG_POOL_SIZE``           connections kept by the event store pool     ``4``
@@ -26,9 +27,21 @@ variable                           meaning                                      
 ``LOYALTY_REFRESH_TOKEN_TTL_S``    refresh tokens live (seconds)                ``43200``
 ``LOYALTY_DEFAULT_LOCALE``         messages' language when a request asks none ``en``
 ``LOYALTY_TWO_FACTOR_ROLES``       roles that must sign in with a second factor ``admin``
+                                   (comma-separated; empty for none)
 ``LOYALTY_CHECKPOINT_INTERVAL_S``  how often the server signs the log's head     ``60``
                                    (0: never; ``loyalty audit checkpoint`` does)
-                                   (comma-separated; empty for none)
+``LOYALTY_PG_ADMIN_USER``          the role that creates databases, roles and   ``postgres``
+                                   schemas (``loyalty migrate``, set-up)
+``LOYALTY_PG_ADMIN_PASSWORD``      its password                                 (empty)
+``LOYALTY_KEYSTORE_USER``          the key store's role: owns the schema of     ``loyalty_keys``
+                                   customers' data keys (``<schema>_keys``),
+                                   which the event store's role cannot read
+``LOYALTY_KEYSTORE_PASSWORD``      its password                                 (empty)
+``LOYALTY_MASTER_KEY``             the master key wrapping data keys (32 bytes, (key file)
+                                   base64)
+``LOYALTY_MASTER_KEY_FILE``        where it is kept when not given              ``var/master.key``
+``LOYALTY_PREVIOUS_MASTER_KEY``    during a rotation: the master key being      (empty)
+                                   replaced (data keys it wrapped still open)
 =================================  ===========================================  ==================
 """
 
@@ -44,7 +57,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
     pg_db: str = "loyalty"
-    pg_user: str = "postgres"
+    pg_user: str = "loyalty_ledger"
     pg_password: str = ""
     pg_schema: str = "loyalty"
     pg_pool_size: int = 4
@@ -61,6 +74,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     two_factor_roles: str = "admin"
     default_locale: str = "en"
     checkpoint_interval_s: int = 60
+    pg_admin_user: str = "postgres"
+    pg_admin_password: str = ""
+    keystore_user: str = "loyalty_keys"
+    keystore_password: str = ""
+    master_key: str = ""
+    master_key_file: str = "var/master.key"
+    previous_master_key: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +102,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             user=self.pg_user,
             password=self.pg_password,
         )
+
+    def admin_conninfo(self, dbname: str | None = None) -> str:
+        """The administrator's connection (creating databases, roles, schemas)."""
+        return psycopg_conninfo(
+            host=self.pg_host,
+            port=self.pg_port,
+            dbname=dbname or self.pg_db,
+            user=self.pg_admin_user,
+            password=self.pg_admin_password,
+        )
+
+    def keystore_conninfo(self) -> str:
+        """The key store's connection: its own role, which alone reads the data keys."""
+        return psycopg_conninfo(
+            host=self.pg_host,
+            port=self.pg_port,
+            dbname=self.pg_db,
+            user=self.keystore_user,
+            password=self.keystore_password,
+        )
+
+    @property
+    def keystore_schema(self) -> str:
+        return f"{self.pg_schema}_keys"
 
 
 def psycopg_conninfo(**params: object) -> str:

@@ -12,28 +12,65 @@ from loyalty.adapters.migrations import MigrationChanged, apply_migrations, bund
 from loyalty.settings import Settings
 
 
+def fresh(database: Settings) -> Settings:
+    return msgspec.structs.replace(database, pg_schema=f"m_{secrets.token_hex(4)}")
+
+
 def test_migrations_apply_once_and_are_recorded(database: Settings) -> None:
-    schema = f"m_{secrets.token_hex(4)}"
+    settings = fresh(database)
 
-    first = apply_migrations(database.conninfo(), schema)
-    second = apply_migrations(database.conninfo(), schema)
+    first = apply_migrations(settings)
+    second = apply_migrations(settings)
 
-    assert first == [m.name for m in bundled_migrations()] and second == []
-    with psycopg.connect(database.conninfo()) as conn:
+    keystore = [f"keystore/{m.name}" for m in bundled_migrations("keystore")]
+    assert first == [m.name for m in bundled_migrations()] + keystore and second == []
+    with psycopg.connect(settings.conninfo()) as conn:
         rows = conn.execute(
-            f"SELECT number, name FROM {schema}.schema_migrations ORDER BY number"
+            f"SELECT number, name FROM {settings.pg_schema}.schema_migrations ORDER BY number"
         ).fetchall()
-    assert [name for _, name in rows] == first
+    assert [name for _, name in rows] == first[: len(rows)]
 
 
 def test_a_migration_changed_after_it_was_applied_is_refused(database: Settings) -> None:
-    schema = f"m_{secrets.token_hex(4)}"
-    apply_migrations(database.conninfo(), schema)
-    with psycopg.connect(database.conninfo()) as conn:
-        conn.execute(f"UPDATE {schema}.schema_migrations SET checksum = 'x' WHERE number = 1")
+    settings = fresh(database)
+    apply_migrations(settings)
+    with psycopg.connect(settings.conninfo()) as conn:
+        conn.execute(
+            f"UPDATE {settings.pg_schema}.schema_migrations SET checksum = 'x' WHERE number = 1"
+        )
 
     with pytest.raises(MigrationChanged):
-        apply_migrations(database.conninfo(), schema)
+        apply_migrations(settings)
+
+
+def test_the_event_store_role_cannot_read_the_key_store(database: Settings) -> None:
+    settings = fresh(database)
+    apply_migrations(settings)
+
+    with (
+        psycopg.connect(settings.conninfo()) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute(f"SELECT * FROM {settings.keystore_schema}.data_keys")
+    with psycopg.connect(settings.keystore_conninfo()) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {settings.keystore_schema}.data_keys").fetchone()
+    with psycopg.connect(settings.conninfo()) as conn:
+        superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert superuser.fetchone() == (False,)
+
+
+def test_a_schema_made_by_the_administrator_is_handed_to_the_event_store_role(
+    database: Settings,
+) -> None:
+    settings = fresh(database)
+    with psycopg.connect(settings.admin_conninfo(), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {settings.pg_schema}")
+        conn.execute(f"CREATE TABLE {settings.pg_schema}.legacy (x int)")
+
+    apply_migrations(settings)
+
+    with psycopg.connect(settings.conninfo()) as conn:
+        conn.execute(f"INSERT INTO {settings.pg_schema}.legacy VALUES (1)")
 
 
 def test_migrations_are_numbered_without_gaps() -> None:

@@ -218,6 +218,10 @@ def find_redemption(desk: MovementDesk, redemption_id: str, terminal: str | None
     """The redemption recorded under ``redemption_id`` at ``terminal`` (none: over the
     Prize API), with whether it was cancelled."""
     source = terminal or PRIZE_SOURCE
+    if not is_key(redemption_id) or not is_key(source):
+        raise UnknownRedemption(
+            f"no redemption {redemption_id!r} was recorded there", redemption=redemption_id
+        )
     rows = desk.ledger.query(
         SQL(
             "SELECT account_id, account_version FROM {}.movement_keys"
@@ -248,6 +252,11 @@ def find_redemption(desk: MovementDesk, redemption_id: str, terminal: str | None
         terminal=movement.location.terminal if movement.location else None,
         cancelled=(source, redemption_id) in account.returned,
     )
+
+
+def is_key(text: str) -> bool:
+    """Whether ``text`` could be a key (1-64 characters, no control characters)."""
+    return 0 < len(text) <= 64 and all(character >= " " for character in text)
 
 
 def program_campaign(program: Program, campaign_id: UUID) -> CampaignView:

@@ -11,8 +11,8 @@ import msgspec
 from loyalty.domain.card import CardStatus
 from loyalty.domain.movement import Line, MovementType, TransactionKind
 
-Key = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-"""A movement id, card code or terminal code: 1 to 64 characters."""
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+"""A movement id, card code or terminal code: 1 to 64 characters, no control characters."""
 Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
 """ISO 4217 (``EUR``), or ``PTS`` for points."""
 MAX_LINES = 1000
