@@ -24,8 +24,10 @@ def database() -> Iterator[Settings]:
     name = f"loyalty_test_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(base.admin_conninfo("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    key = base64.b64encode(secrets.token_bytes(32)).decode()
-    yield msgspec.structs.replace(base, pg_db=name, pg_pool_size=2, secret_key=key)
+    key, master = (base64.b64encode(secrets.token_bytes(32)).decode() for _ in range(2))
+    yield msgspec.structs.replace(
+        base, pg_db=name, pg_pool_size=2, secret_key=key, master_key=master
+    )
     with psycopg.connect(base.admin_conninfo("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 

@@ -83,7 +83,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_operator_commands(commands.add_parser("operator", help="manage operators"))
     add_audit_commands(commands.add_parser("audit", help="check the event log (auditors)"))
+    add_privacy_commands(
+        commands.add_parser("privacy", help="customers' rights: access, erasure; key rotation")
+    )
     return parser
+
+
+def add_privacy_commands(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    cmd = actions.add_parser("export", help="everything held on a card's holder, as JSON")
+    cmd.add_argument("card")
+    cmd.set_defaults(handler=privacy_export)
+    cmd = actions.add_parser("erase", help="erase a card's holder: their data key is destroyed")
+    cmd.add_argument("card")
+    cmd.add_argument("--reason", required=True)
+    cmd.set_defaults(handler=privacy_erase)
+    cmd = actions.add_parser(
+        "rotate-master-key",
+        help="re-wrap every data key under LOYALTY_MASTER_KEY (the old one as"
+        " LOYALTY_PREVIOUS_MASTER_KEY)",
+    )
+    cmd.set_defaults(handler=privacy_rotate)
 
 
 def add_audit_commands(parser: argparse.ArgumentParser) -> None:
@@ -379,6 +399,38 @@ def audit_verify(_: argparse.Namespace, settings: Settings) -> int:
         report = services.auditor.verify()
         print(msgspec.json.format(msgspec.json.encode(report)).decode())
         return 0 if report.intact else 1
+
+    return with_services(settings, work)
+
+
+def privacy_export(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.privacy import export
+
+    def work(services: Services) -> int:
+        campaigns = list(services.desk.program.current().campaigns.values())
+        found = export(services.ledger, args.card, campaigns)
+        print(msgspec.json.format(msgspec.json.encode(found)).decode())
+        return 0
+
+    return with_services(settings, work)
+
+
+def privacy_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.privacy import erase
+
+    def work(services: Services) -> int:
+        done = erase(services.ledger, args.card, cli_actor(), args.reason)
+        print(f"customer {done.customer_id} erased (cards {', '.join(done.cards)})")
+        return 0
+
+    return with_services(settings, work)
+
+
+def privacy_rotate(_: argparse.Namespace, settings: Settings) -> int:
+    def work(services: Services) -> int:
+        count = services.ledger.keys.rotate()
+        print(f"{count} data key(s) re-wrapped under master key {services.ledger.keys.current.id}")
+        return 0
 
     return with_services(settings, work)
 

@@ -88,6 +88,8 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("POST", "/api/v1/redemptions"): Action.REDEEM_PRIZES,
     ("GET", "/api/v1/redemptions/{redemption_id}"): Action.REDEEM_PRIZES,
     ("POST", "/api/v1/redemptions/{redemption_id}/cancel"): Action.REDEEM_PRIZES,
+    ("GET", "/api/v1/backoffice/privacy/customers/{card}/export"): Action.MANAGE_PRIVACY,
+    ("POST", "/api/v1/backoffice/privacy/customers/{card}/erase"): Action.MANAGE_PRIVACY,
 }
 PATH_VALUES = {
     "card": "C1",

@@ -37,6 +37,7 @@ def api(settings: Settings) -> Iterator[httpx.Client]:
     environment = {
         "LOYALTY_TWO_FACTOR_ROLES": "admin,store_manager",
         "LOYALTY_SECRET_KEY": settings.secret_key or "",
+        "LOYALTY_MASTER_KEY": settings.master_key,
     }
     with (
         running(settings, port, 2, **environment),

@@ -2,7 +2,10 @@
 write-side indexes kept in the same transaction as the events.
 
 - :class:`MsgspecMapper` stores each event's fields as JSON, typed by the event class's
-  own annotations, so Structs, Decimals, dates and UUIDs come back as themselves.
+  own annotations, so Structs, Decimals, dates and UUIDs come back as themselves. Fields
+  marked personal (:data:`loyalty.domain.customer.PersonalProfile`) are sealed with the
+  customer's own data key first, so that no personal value is ever stored in clear; once
+  that key is destroyed (erasure) they come back empty.
 - :class:`LedgerRecorder` writes, in the append transaction, the idempotency records of
   the movements being appended (``movement_keys=``), registers program, operator and
   API client streams, and bumps the program revision whenever a program stream (network, campaign,
@@ -25,6 +28,9 @@ from eventsourcing.utils import get_topic, resolve_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+
+from loyalty.adapters.keystore import PersonalCipher
+from loyalty.domain.customer import Personal
 
 ORIGINATOR_FIELDS = frozenset({"originator_id", "originator_version"})
 PROGRAM_KINDS = {
@@ -49,30 +55,51 @@ _encoder = msgspec.json.Encoder()
 class EventSchema(typing.NamedTuple):
     fields: tuple[str, ...]
     decoder: msgspec.json.Decoder[Any]
+    personal: dict[str, type]
+    """The personal fields, stored sealed, and the type each opens to."""
 
 
 @cache
 def schema_of(event_class: type) -> EventSchema:
-    """The stored fields of ``event_class`` and a decoder typed by its annotations."""
-    hints = typing.get_type_hints(event_class)
+    """The stored fields of ``event_class`` and a decoder typed by its annotations (a
+    personal field is stored as the bytes that seal it)."""
+    hints = typing.get_type_hints(event_class, include_extras=True)
     fields = tuple(
         f.name for f in dataclasses.fields(event_class) if f.name not in ORIGINATOR_FIELDS
     )
+    personal = {
+        name: typing.get_args(hints[name])[0]
+        for name in fields
+        if typing.get_origin(hints[name]) is typing.Annotated
+        and Personal in hints[name].__metadata__
+    }
     struct = msgspec.defstruct(
         f"{event_class.__qualname__}State",
-        [(name, hints[name]) for name in fields],
+        [(name, bytes if name in personal else hints[name]) for name in fields],
         kw_only=True,
     )
-    return EventSchema(fields, msgspec.json.Decoder(struct))
+    return EventSchema(fields, msgspec.json.Decoder(struct), personal)
 
 
 class MsgspecMapper(Mapper[UUID]):
     """Maps domain events to stored events with msgspec, typed by each event's class."""
 
+    personal: PersonalCipher | None = None
+    """Seals personal fields (set by the application that owns the key store)."""
+
+    def cipher_of_personal(self) -> PersonalCipher:
+        if self.personal is None:
+            raise RuntimeError("personal fields need the key store: set MsgspecMapper.personal")
+        return self.personal
+
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
+        for name in schema_of(type(domain_event)).personal:  # type: ignore[arg-type]
+            state[name] = self.cipher_of_personal().seal(
+                originator_id, name, _encoder.encode(state[name])
+            )
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
@@ -103,6 +130,11 @@ class MsgspecMapper(Mapper[UUID]):
         else:
             typed = schema.decoder.decode(data)
         event_state = {name: getattr(typed, name) for name in schema.fields}
+        for name, kind in schema.personal.items():
+            clear = self.cipher_of_personal().open(
+                UUID(str(stored_event.originator_id)), name, event_state[name]
+            )
+            event_state[name] = kind() if clear is None else msgspec.json.decode(clear, type=kind)
         event_state["originator_id"] = stored_event.originator_id
         event_state["originator_version"] = stored_event.originator_version
         domain_event = object.__new__(cls)

@@ -49,6 +49,7 @@ class Action(StrEnum):
     READ_PRIZES = "read_prizes"
     MANAGE_PRIZES = "manage_prizes"
     REDEEM_PRIZES = "redeem_prizes"
+    MANAGE_PRIVACY = "manage_privacy"
 
 
 FAMILY = {
@@ -68,6 +69,7 @@ FAMILY = {
     Action.READ_PRIZES: ApiFamily.PRIZE,
     Action.MANAGE_PRIZES: ApiFamily.PRIZE,
     Action.REDEEM_PRIZES: ApiFamily.PRIZE,
+    Action.MANAGE_PRIVACY: ApiFamily.BACKOFFICE,
 }
 
 GRANTS: dict[Role | None, frozenset[Action]] = {

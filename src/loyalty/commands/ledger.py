@@ -17,7 +17,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 from psycopg.sql import SQL, Identifier
 
-from loyalty.adapters.eventstore import LedgerRecorder, MovementKey
+from loyalty.adapters.eventstore import LedgerRecorder, MovementKey, MsgspecMapper
+from loyalty.adapters.keystore import KeyStore, PersonalCipher, master_keys
 from loyalty.settings import Settings
 
 Statement = tuple[Any, Sequence[Any] | dict[str, Any]]
@@ -47,6 +48,9 @@ class Ledger(Application[UUID]):
     def __init__(self, settings: Settings) -> None:
         super().__init__(env=ledger_env(settings))
         self.settings = settings
+        self.keys = KeyStore(settings, *master_keys(settings))
+        assert isinstance(self.mapper, MsgspecMapper)
+        self.mapper.personal = PersonalCipher(self.keys)
         assert isinstance(self.recorder, LedgerRecorder)
         self.ledger_recorder: LedgerRecorder = self.recorder
         schema = Identifier(settings.pg_schema)
@@ -57,6 +61,10 @@ class Ledger(Application[UUID]):
             " ON e.originator_id = k.id AND e.originator_version > k.version"
             " ORDER BY e.originator_id, e.originator_version"
         ).format(schema)
+
+    def close(self) -> None:
+        self.keys.close()
+        super().close()
 
     def record_movements(self, events: Sequence[Any], movement_keys: Sequence[MovementKey]) -> None:
         """Stores the events of a group of movements with their idempotency records.

@@ -12,6 +12,7 @@ cascade.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime
 from typing import Any, cast
@@ -67,6 +68,9 @@ class Difference(msgspec.Struct, frozen=True, kw_only=True):
 class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
     identical: bool
     movements: int
+    withheld: int
+    """Movements of erased customers: checked with the clusters they were recorded in,
+    since their personal facts can no longer be read (the input digest covers them)."""
     events: int
     differences: int
     first_differences: tuple[Difference, ...]
@@ -91,6 +95,8 @@ class Replay:
         self.config: set[UUID] = set()
         self.differences: list[Difference] = []
         self.found = 0
+        self.withheld = 0
+        self.erased: set[UUID] | None = None
         schema = Identifier(ledger.settings.pg_schema)
         self._events = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
@@ -131,6 +137,7 @@ class Replay:
         return ReplayReport(
             identical=not self.found,
             movements=movements,
+            withheld=self.withheld,
             events=events,
             differences=self.found,
             first_differences=tuple(self.differences),
@@ -173,6 +180,7 @@ class Replay:
         if not isinstance(card, Card):
             differ("inputs", f"card {movement.card!r} did not exist")
             return
+        erased = self.is_erased(card.customer_id)
         try:
             context = context_for(
                 program,
@@ -183,10 +191,16 @@ class Replay:
                 self.aggregates,
                 self.original(account, stored) if movement.type in REFERS_TO_ORIGINAL else None,
             )
+            if erased:
+                self.withheld += 1
+                known = frozenset(ref.code for ref in stored.clusters)
+                context = dataclasses.replace(context, memberships=known)
             replayed = derive(movement, context)
         except LoyaltyError as error:
             differ("refused", f"{error.code}: {error.message}")
             return
+        if erased:
+            replayed = msgspec.structs.replace(replayed, input_digest=stored.input_digest)
         if replayed.input_digest != stored.input_digest:
             differ("inputs", f"digest {replayed.input_digest} instead of {stored.input_digest}")
         elif _encoder.encode(replayed) != _encoder.encode(stored):
@@ -199,6 +213,12 @@ class Replay:
                 "balance",
                 f"{account.points + replayed.points_delta} points instead of {event.points_after}",
             )
+
+    def is_erased(self, customer_id: UUID) -> bool:
+        """Whether the customer's data key was destroyed (their facts no longer open)."""
+        if self.erased is None:
+            self.erased = self.ledger.keys.destroyed()
+        return customer_id in self.erased
 
     def original(self, account: Account, stored: Derivation) -> OriginalMovement | None:
         """The movement a return or cancellation gave back, as the writer read it."""

@@ -8,19 +8,26 @@ stay where they are.
 A registered customer has a home store (where they signed up, or where an operator moved
 them): store and distributor managers see the customers whose home store is in their scope.
 
-Invariants: a customer registers once; later profile changes are completions.
+Personal data never reaches the event store in clear: event fields typed
+:data:`PersonalProfile` are sealed by the store with the customer's own data key. Erasing a
+customer records who erased them and why (nothing personal) and destroys that key: the
+profile is gone for good, while cards, accounts and the ledger stay as they were.
+
+Invariants: a customer registers once; later profile changes are completions; an erased
+customer changes no more.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
 from eventsourcing.domain import Aggregate, event
 
 from loyalty.domain.card import CardStatus
-from loyalty.domain.errors import InvalidProgram
+from loyalty.domain.errors import CustomerErased, InvalidProgram
 
 
 class Profile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -42,6 +49,15 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     def initial(self) -> str:
         """The display-name initial a till may print, and nothing more."""
         return f"{self.first_name.strip()[:1].upper()}." if self.first_name.strip() else ""
+
+
+class Personal:
+    """Marks an event field as personal data: the store seals it with the customer's key."""
+
+
+PersonalProfile = Annotated[Profile, Personal]
+ERASED = Profile()
+"""What is left of an erased customer's profile: nothing."""
 
 
 class CustomerFacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,12 +88,12 @@ class Consent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 class Customer(Aggregate):
     class Registered(Aggregate.Created):
-        profile: Profile
+        profile: PersonalProfile
         signed_up_on: date
         cards: tuple[str, ...]
 
     class ProfileCompleted(Aggregate.Event):
-        profile: Profile
+        profile: PersonalProfile
 
     class CardAttached(Aggregate.Event):
         card: str
@@ -88,6 +104,10 @@ class Customer(Aggregate):
     class HomeStoreSet(Aggregate.Event):
         store: str
         by: str
+
+    class Erased(Aggregate.Event):
+        by: str
+        reason: str
 
     @classmethod
     def register(
@@ -109,8 +129,10 @@ class Customer(Aggregate):
         self.cards = list(cards)
         self.consents: list[Consent] = []
         self.home_store: str | None = None
+        self.erased = False
 
     def complete_profile(self, profile: Profile) -> None:
+        self.check_not_erased()
         check_named(profile)
         if profile != self.profile:
             self._complete(profile=profile)
@@ -128,6 +150,7 @@ class Customer(Aggregate):
         self.cards.append(card)
 
     def record_consent(self, consent: Consent) -> None:
+        self.check_not_erased()
         if not (consent.purpose.strip() and consent.channel.strip() and consent.source.strip()):
             raise InvalidProgram("a consent names its purpose, channel and source")
         self._consent(consent=consent)
@@ -144,6 +167,22 @@ class Customer(Aggregate):
     @event(HomeStoreSet)
     def _set_home_store(self, store: str, by: str) -> None:
         self.home_store = store
+
+    def erase(self, by: str, reason: str) -> None:
+        """Forgets the profile (the store destroys the customer's key with it)."""
+        if not reason.strip():
+            raise InvalidProgram("say why the customer is erased", field="reason")
+        if not self.erased:
+            self._erase(by=by, reason=reason)
+
+    @event(Erased)
+    def _erase(self, by: str, reason: str) -> None:
+        self.profile = ERASED
+        self.erased = True
+
+    def check_not_erased(self) -> None:
+        if self.erased:
+            raise CustomerErased("this customer was erased: nothing of theirs can change")
 
     def facts(self, card_status: CardStatus) -> CustomerFacts:
         return CustomerFacts(

@@ -14,7 +14,8 @@ Error tree::
     │   ├── IdempotencyConflict   same movement id, different body
     │   ├── DuplicateCode         a code already used in its namespace
     │   ├── ConcurrentUpdate      the stream moved on while we decided
-    │   └── AlreadyEnrolled       a second factor is already enrolled
+    │   ├── AlreadyEnrolled       a second factor is already enrolled
+    │   └── CustomerErased        an erased customer cannot be changed
     ├── AuthenticationFailed      (401)
     ├── TooManyAttempts           (429)  sign-ins throttled or locked out
     ├── Forbidden                 (403)
@@ -225,3 +226,9 @@ class OutOfStock(RuleViolation):
 
 class AlreadyCancelled(RuleViolation):
     code = "already_cancelled"
+
+
+class CustomerErased(ConflictError):
+    """An erased customer's data cannot be written again, nor the customer changed."""
+
+    code = "customer_erased"

@@ -144,6 +144,9 @@ class Context:
     facts: CustomerFacts = ANONYMOUS
     budgets: Mapping[UUID, tuple[int, int]] = field(default_factory=dict)
     original: OriginalMovement | None = None
+    memberships: frozenset[str] | None = None
+    """The clusters the customer was found in, when their facts can no longer be read (an
+    audit replay of an erased customer's movements): taken as given, not evaluated."""
 
 
 def derive(movement: Movement, context: Context) -> Derivation:
@@ -267,6 +270,11 @@ class PromotionWalk:
         cluster = self.context.clusters.get(cluster_code)
         if cluster is None:
             return False
+        if self.context.memberships is not None:
+            member = cluster_code in self.context.memberships
+            if member and cluster.ref() not in self.clusters:
+                self.clusters.append(cluster.ref())
+            return member
         member = matches(
             cluster.version.terms.criteria,
             self.context.facts,
