@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -20,6 +20,7 @@ import msgspec
 from loyalty.adapters.migrations import apply_migrations
 from loyalty.bootstrap import Services, build_services
 from loyalty.commands.ingest import IngestSummary
+from loyalty.domain.consent import Purpose
 from loyalty.domain.errors import LoyaltyError, WeakPassword
 from loyalty.domain.operator import Operator, Role
 from loyalty.settings import Settings
@@ -98,6 +99,20 @@ def add_privacy_commands(parser: argparse.ArgumentParser) -> None:
     cmd.add_argument("card")
     cmd.add_argument("--reason", required=True)
     cmd.set_defaults(handler=privacy_erase)
+    cmd = actions.add_parser(
+        "sample", help="a consent sample check: reproducible sample, trails, anomalies"
+    )
+    cmd.add_argument("--size", type=int, required=True)
+    cmd.add_argument("--seed", type=int, required=True)
+    cmd.add_argument("--purpose", choices=[p.value for p in Purpose])
+    cmd.add_argument("--from", dest="start", type=moment, help="consents and contacts from")
+    cmd.add_argument("--to", dest="end", type=moment, help="consents and contacts before")
+    cmd.add_argument("--html", type=Path, help="also write the report, for people, here")
+    cmd.set_defaults(handler=privacy_sample)
+    cmd = actions.add_parser("policy", help="publish a new version of the privacy policy")
+    cmd.add_argument("locale")
+    cmd.add_argument("file", type=Path, help="the policy text")
+    cmd.set_defaults(handler=privacy_policy)
     cmd = actions.add_parser(
         "rotate-master-key",
         help="re-wrap every data key under LOYALTY_MASTER_KEY (the old one as"
@@ -421,6 +436,43 @@ def privacy_erase(args: argparse.Namespace, settings: Settings) -> int:
     def work(services: Services) -> int:
         done = erase(services.ledger, args.card, cli_actor(), args.reason)
         print(f"customer {done.customer_id} erased (cards {', '.join(done.cards)})")
+        return 0
+
+    return with_services(settings, work)
+
+
+def privacy_sample(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.consents import SampleRequest, report_html, sample_check
+
+    request = SampleRequest(
+        size=args.size,
+        seed=args.seed,
+        purpose=Purpose(args.purpose) if args.purpose else None,
+        start=args.start,
+        end=args.end,
+    )
+
+    def work(services: Services) -> int:
+        delay = timedelta(hours=settings.withdrawal_delay_h)
+        report = sample_check(services.ledger, request, delay, cli_actor())
+        if args.html:
+            args.html.write_text(report_html(report))
+        print(msgspec.json.format(msgspec.json.encode(report)).decode())
+        return 0
+
+    return with_services(settings, work)
+
+
+def privacy_policy(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.consents import publish_policy
+
+    text = args.file.read_text()
+
+    def work(services: Services) -> int:
+        published = publish_policy(
+            services.ledger, args.locale, text, datetime.now(UTC), cli_actor()
+        )
+        print(f"policy version {published.version} ({published.locale}): {published.sha256}")
         return 0
 
     return with_services(settings, work)

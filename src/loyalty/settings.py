@@ -42,6 +42,8 @@ variable                           meaning                                      
 ``LOYALTY_MASTER_KEY_FILE``        where it is kept when not given              ``var/master.key``
 ``LOYALTY_PREVIOUS_MASTER_KEY``    during a rotation: the master key being      (empty)
                                    replaced (data keys it wrapped still open)
+``LOYALTY_WITHDRAWAL_DELAY_H``     how long after a withdrawal a contact may    ``48``
+                                   still go out (sample checks flag later ones)
 =================================  ===========================================  ==================
 """
 
@@ -81,6 +83,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     master_key: str = ""
     master_key_file: str = "var/master.key"
     previous_master_key: str = ""
+    withdrawal_delay_h: int = 48
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -90,6 +90,11 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("POST", "/api/v1/redemptions/{redemption_id}/cancel"): Action.REDEEM_PRIZES,
     ("GET", "/api/v1/backoffice/privacy/customers/{card}/export"): Action.MANAGE_PRIVACY,
     ("POST", "/api/v1/backoffice/privacy/customers/{card}/erase"): Action.MANAGE_PRIVACY,
+    ("POST", "/api/v1/backoffice/privacy/customers/samples"): Action.MANAGE_PRIVACY,
+    ("GET", "/api/v1/backoffice/privacy/policies"): Action.MANAGE_PRIVACY,
+    ("PUT", "/api/v1/backoffice/privacy/policies/{locale}"): Action.MANAGE_PRIVACY,
+    ("GET", "/api/v1/customers/{card}/consents/current"): Action.READ_CUSTOMERS,
+    ("POST", "/api/v1/customers/{card}/contacts"): Action.CHANGE_CUSTOMERS,
 }
 PATH_VALUES = {
     "card": "C1",

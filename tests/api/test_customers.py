@@ -94,15 +94,68 @@ def test_consents_are_recorded_with_time_channel_and_source(
 ) -> None:
     app = app_key(client)
     register(client, app)
-    consent = {"purpose": "marketing", "channel": "email", "granted": True, "source": "app"}
+    policy = client.put(
+        "/api/v1/backoffice/privacy/policies/it",
+        json={"text": "Informativa privacy, versione di giugno"},
+        headers=bearer(client, "root"),
+    ).json()
+    consent = {
+        "purpose": "marketing",
+        "channel": "email",
+        "granted": True,
+        "source": "customer_app",
+        "policy_version": policy["version"],
+        "evidence": {"request_id": "req-81"},
+    }
 
-    client.post(f"{CUSTOMERS}/C1/consents", json=consent, headers=app)
+    given = client.post(f"{CUSTOMERS}/C1/consents", json=consent, headers=app)
     client.post(f"{CUSTOMERS}/C1/consents", json={**consent, "granted": False}, headers=app)
+    sms = client.post(f"{CUSTOMERS}/C1/consents", json={**consent, "channel": "sms"}, headers=app)
 
+    assert given.status_code == sms.status_code == 201
     trail = client.get(f"{CUSTOMERS}/C1/consents", headers=app).json()
-    assert [(c["granted"], c["channel"]) for c in trail] == [(True, "email"), (False, "email")]
-    assert trail[0]["source"] == "app (client:app)"
+    assert [(c["granted"], c["channel"]) for c in trail] == [
+        (True, "email"),
+        (False, "email"),
+        (True, "sms"),
+    ]
+    assert (trail[0]["source"], trail[0]["source_id"]) == ("customer_app", "client:app")
+    assert trail[0]["policy"] == {"version": 1, "locale": "it", "sha256": policy["sha256"]}
+    assert trail[0]["evidence"]["request_id"] == "req-81"
     assert trail[0]["at"].startswith(clock.now.date().isoformat())
+    current = client.get(f"{CUSTOMERS}/C1/consents/current", headers=app).json()
+    assert sorted((c["channel"], c["granted"]) for c in current) == [
+        ("email", False),
+        ("sms", True),
+    ]
+
+
+def test_a_consent_names_a_published_policy_and_only_imports_date_it(
+    client: TestClient[Any], clock: Clock
+) -> None:
+    app = app_key(client)
+    register(client, app)
+    consent = {"purpose": "profiling", "channel": "sms", "granted": True, "source": "customer_app"}
+
+    unknown = client.post(
+        f"{CUSTOMERS}/C1/consents", json={**consent, "policy_version": 9}, headers=app
+    )
+    backdated = client.post(
+        f"{CUSTOMERS}/C1/consents", json={**consent, "at": "2026-01-01T00:00:00Z"}, headers=app
+    )
+    imported = client.post(
+        f"{CUSTOMERS}/C1/consents",
+        json={**consent, "source": "import", "at": "2026-01-01T00:00:00Z"},
+        headers=app,
+    )
+    odd = client.post(
+        f"{CUSTOMERS}/C1/consents", json={**consent, "purpose": "gossip"}, headers=app
+    )
+
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_policy"
+    assert backdated.status_code == 422 and backdated.json()["field"] == "at"
+    assert imported.status_code == 201 and imported.json()[0]["at"].startswith("2026-01-01")
+    assert odd.status_code == 422
 
 
 def test_the_history_lists_movements_newest_first_with_the_balance_after(
@@ -150,7 +203,7 @@ def card_routes(card: str) -> list[tuple[str, str, dict[str, Any]]]:
         (
             "POST",
             f"{CUSTOMERS}/{card}/consents",
-            {"purpose": "marketing", "channel": "sms", "granted": True, "source": "till"},
+            {"purpose": "marketing", "channel": "sms", "granted": True, "source": "store_terminal"},
         ),
         ("GET", f"{CUSTOMERS}/{card}/consents", {}),
         ("GET", f"{CUSTOMERS}/{card}/balances", {}),

@@ -21,7 +21,8 @@ from loyalty.commands.customers import complete_profile, record_consent, registe
 from loyalty.commands.privacy import erase, export
 from loyalty.commands.replay import replay
 from loyalty.domain.cluster import Age, ClusterTerms
-from loyalty.domain.customer import Consent, Profile
+from loyalty.domain.consent import Channel, Consent, ConsentSource, Purpose
+from loyalty.domain.customer import Profile
 from loyalty.domain.errors import CustomerErased
 from loyalty.settings import Settings
 from tests.builders import Clock, base_points, line, program, purchase
@@ -89,7 +90,14 @@ def chain(services: Services, clock: Clock) -> Services:
     record_consent(
         services.ledger,
         "C1",
-        Consent(purpose="marketing", channel="email", granted=True, at=clock.now, source="app"),
+        Consent(
+            purpose=Purpose.MARKETING,
+            channel=Channel.EMAIL,
+            granted=True,
+            at=clock.now,
+            source=ConsentSource.CUSTOMER_APP,
+            source_id="client:app",
+        ),
     )
     services.desk.post([purchase("p1", line("TV", "40.00")), purchase("p2", line("WINE", "9.00"))])
     return services

@@ -160,6 +160,13 @@ def caller(request: Request[object, object, State]) -> Session:
     return session
 
 
+def actor(request: Request[object, object, State]) -> str:
+    """Who is calling, as the trail records it: ``operator:<username>``, or an API
+    client's own name (``client:<name>``)."""
+    session = caller(request)
+    return f"operator:{session.username}" if session.role else session.username
+
+
 def covers(session: Session, network: Network, code: str) -> bool:
     """Whether node ``code`` lies in the session's scope (it must exist)."""
     return session.role is Role.ADMIN or not set(session.scope).isdisjoint(network.path(code))

@@ -14,7 +14,7 @@ from loyalty.api.customers import CustomersController
 from loyalty.api.errors import HANDLERS
 from loyalty.api.network import NetworkController
 from loyalty.api.operators import OperatorsController
-from loyalty.api.privacy import PrivacyController
+from loyalty.api.privacy import PolicyController, PrivacyController
 from loyalty.api.prizes import PrizesController, RedemptionsController
 from loyalty.api.products import ProductsController
 from loyalty.api.promotions import PromotionsController
@@ -56,6 +56,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             PrizesController,
             RedemptionsController,
             PrivacyController,
+            PolicyController,
             TerminalController,
             health,
         ],

@@ -12,16 +12,31 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, get, patch, post, put
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from loyalty.api.access import Action, caller, check_in_scope, covers, covers_everywhere, requires
+from loyalty.api.access import (
+    Action,
+    actor,
+    caller,
+    check_in_scope,
+    covers,
+    covers_everywhere,
+    requires,
+)
 from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
 from loyalty.commands.admin import load_card
+from loyalty.commands.consents import (
+    ConsentChange,
+    ContactMade,
+    consent_from,
+    contact_from,
+    current_consents,
+    record_contact,
+)
 from loyalty.commands.customers import (
     accounts_of,
     complete_profile,
@@ -37,11 +52,10 @@ from loyalty.commands.operators import network_of
 from loyalty.commands.schemas import Balance, Key, ReceiptTransaction
 from loyalty.domain.account import Account
 from loyalty.domain.card import Card, CardStatus
-from loyalty.domain.customer import Consent, Customer, Profile
+from loyalty.domain.consent import Consent, Contact
+from loyalty.domain.customer import Customer, Profile
 from loyalty.domain.errors import Forbidden, UnknownCampaign, UnknownCard
 from loyalty.domain.movement import CENT, MovementType
-
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class CustomerView(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,14 +78,6 @@ class Registration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class HomeStore(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     store: Key
-
-
-class ConsentChange(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    purpose: Text
-    channel: Text
-    granted: bool
-    source: Text
-    """Who collected it: the app, a store's till, an operator."""
 
 
 class CampaignBalance(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,11 +125,6 @@ def card_in_scope(request: Request[object, object, State], code: str) -> Card:
     return card
 
 
-def who(request: Request[object, object, State]) -> str:
-    session = caller(request)
-    return f"{'operator' if session.role else 'client'}:{session.username}"
-
-
 class CustomersController(Controller):
     path = "/api/v1/customers"
     tags = ("Customer",)
@@ -146,7 +147,12 @@ class CustomersController(Controller):
                 raise Forbidden("name the customer's home store, a store of your scope")
             check_in_scope(caller(request), network, network.node(data.home_store).code)
         customer = register(
-            ledger_of(request), data.card, data.profile, signed_up_on, data.home_store, who(request)
+            ledger_of(request),
+            data.card,
+            data.profile,
+            signed_up_on,
+            data.home_store,
+            actor(request),
         )
         card = load_card(ledger_of(request), data.card)
         return view(data.card, card.status, customer)
@@ -180,7 +186,7 @@ class CustomersController(Controller):
         found = card_in_scope(request, card)
         network = network_of(ledger_of(request))
         check_in_scope(caller(request), network, network.node(data.store).code)
-        customer = move_home_store(ledger_of(request), card, data.store, who(request))
+        customer = move_home_store(ledger_of(request), card, data.store, actor(request))
         return view(card, found.status, customer)
 
     @patch(
@@ -213,14 +219,40 @@ class CustomersController(Controller):
     ) -> list[Consent]:
         desk: MovementDesk = request.app.state.services.desk
         card_in_scope(request, card)
-        consent = Consent(
-            purpose=data.purpose,
-            channel=data.channel,
-            granted=data.granted,
-            at=desk.clock(),
-            source=f"{data.source} ({caller(request).username})",
-        )
+        consent = consent_from(ledger_of(request), data, desk.clock(), actor(request))
         return list(record_consent(ledger_of(request), card, consent).consents)
+
+    @get(
+        "/{card:str}/consents/current",
+        operation_id="currentConsents",
+        summary="The consent state now: the last decision per purpose and channel",
+        sync_to_thread=True,
+        guards=[requires(Action.READ_CUSTOMERS)],
+    )
+    def current(
+        self, request: Request[object, object, State], card: FromPath[str]
+    ) -> list[Consent]:
+        found = card_in_scope(request, card)
+        return current_consents(customer_of(ledger_of(request), found))
+
+    @post(
+        "/{card:str}/contacts",
+        operation_id="recordContact",
+        summary="Record a message sent to the customer (purpose, channel, reference)",
+        status_code=201,
+        sync_to_thread=True,
+        guards=[requires(Action.CHANGE_CUSTOMERS)],
+    )
+    def contact(
+        self,
+        request: Request[object, object, State],
+        card: FromPath[str],
+        data: JSONBody[ContactMade],
+    ) -> list[Contact]:
+        desk: MovementDesk = request.app.state.services.desk
+        card_in_scope(request, card)
+        customer = record_contact(ledger_of(request), card, contact_from(data, desk.clock()))
+        return list(customer.contacts)
 
     @get(
         "/{card:str}/consents",

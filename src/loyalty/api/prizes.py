@@ -16,6 +16,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from loyalty.api.access import (
     Action,
+    actor,
     caller,
     check_in_scope,
     covers,
@@ -24,7 +25,6 @@ from loyalty.api.access import (
     requires,
 )
 from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
-from loyalty.commands.auth import Session
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.movements import MovementDesk, Recorded
 from loyalty.commands.prizes import (
@@ -84,10 +84,6 @@ def answer(outcome: Recorded | LoyaltyError) -> Response[MovementReceipt]:
     return Response(outcome.body, status_code=outcome.status, media_type=JSON)  # type: ignore[arg-type]
 
 
-def who(session: Session) -> str:
-    return f"{'operator' if session.role else 'client'}:{session.username}"
-
-
 class PrizesController(Controller):
     path = "/api/v1/prizes"
     tags = ("Prize",)
@@ -132,7 +128,7 @@ class PrizesController(Controller):
         self, request: Request[object, object, State], data: JSONBody[PrizeSpec]
     ) -> PrizeView:
         campaign = visible_campaign(request, data.campaign)
-        prize = add_prize(desk_of(request).ledger, campaign, data, who(caller(request)))
+        prize = add_prize(desk_of(request).ledger, campaign, data, actor(request))
         return view_of(prize, campaign.code)
 
     @get(
@@ -164,9 +160,7 @@ class PrizesController(Controller):
     ) -> PrizeView:
         found = visible_campaign(request, campaign)
         ledger: Ledger = desk_of(request).ledger
-        prize = revise_prize(
-            ledger, load_prize(ledger, found.id, code), data.terms, who(caller(request))
-        )
+        prize = revise_prize(ledger, load_prize(ledger, found.id, code), data.terms, actor(request))
         return view_of(prize, found.code)
 
     @post(
@@ -186,9 +180,7 @@ class PrizesController(Controller):
     ) -> PrizeView:
         found = visible_campaign(request, campaign)
         ledger: Ledger = desk_of(request).ledger
-        prize = restock_prize(
-            ledger, load_prize(ledger, found.id, code), data, who(caller(request))
-        )
+        prize = restock_prize(ledger, load_prize(ledger, found.id, code), data, actor(request))
         return view_of(prize, found.code)
 
 
@@ -241,7 +233,7 @@ class RedemptionsController(Controller):
     ) -> Response[MovementReceipt]:
         visible_campaign(request, data.campaign)
         check_may_redeem_at(request, data.terminal)
-        return answer(redeem(desk_of(request), data, who(caller(request))))
+        return answer(redeem(desk_of(request), data, actor(request)))
 
     @get(
         "/{redemption_id:str}",
@@ -278,4 +270,4 @@ class RedemptionsController(Controller):
         data: JSONBody[CancelRedemption],
     ) -> Response[MovementReceipt]:
         redemption = reachable_redemption(request, redemption_id, data.terminal)
-        return answer(cancel(desk_of(request), redemption, data.reason, who(caller(request))))
+        return answer(cancel(desk_of(request), redemption, data.reason, actor(request)))

@@ -14,7 +14,8 @@ from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.campaign import Campaign
 from loyalty.domain.card import Card
-from loyalty.domain.customer import Consent, Customer, Profile
+from loyalty.domain.consent import Consent
+from loyalty.domain.customer import Customer, Profile
 from loyalty.domain.errors import ConflictError, UnknownCustomer
 
 

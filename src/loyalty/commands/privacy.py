@@ -24,7 +24,8 @@ from loyalty.commands.schemas import Balance, ReceiptTransaction
 from loyalty.domain import ids
 from loyalty.domain.campaign import Campaign
 from loyalty.domain.card import Card, CardStatus
-from loyalty.domain.customer import Consent, Customer, Profile
+from loyalty.domain.consent import Consent
+from loyalty.domain.customer import Customer, Profile
 from loyalty.domain.movement import CENT, Line, MovementType
 
 

@@ -27,6 +27,7 @@ import msgspec
 from eventsourcing.domain import Aggregate, event
 
 from loyalty.domain.card import CardStatus
+from loyalty.domain.consent import Channel, Consent, Contact, Purpose
 from loyalty.domain.errors import CustomerErased, InvalidProgram
 
 
@@ -75,17 +76,6 @@ class CustomerFacts(msgspec.Struct, frozen=True, kw_only=True):
 ANONYMOUS = CustomerFacts()
 
 
-class Consent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A consent given or withdrawn: for what, over which channel, when, and through whom
-    (the source: an app, a store's till, an operator). The full model comes with GDPR."""
-
-    purpose: str
-    channel: str
-    granted: bool
-    at: datetime
-    source: str
-
-
 class Customer(Aggregate):
     class Registered(Aggregate.Created):
         profile: PersonalProfile
@@ -100,6 +90,9 @@ class Customer(Aggregate):
 
     class ConsentRecorded(Aggregate.Event):
         consent: Consent
+
+    class ContactRecorded(Aggregate.Event):
+        contact: Contact
 
     class HomeStoreSet(Aggregate.Event):
         store: str
@@ -128,6 +121,7 @@ class Customer(Aggregate):
         self.signed_up_on = signed_up_on
         self.cards = list(cards)
         self.consents: list[Consent] = []
+        self.contacts: list[Contact] = []
         self.home_store: str | None = None
         self.erased = False
 
@@ -151,13 +145,28 @@ class Customer(Aggregate):
 
     def record_consent(self, consent: Consent) -> None:
         self.check_not_erased()
-        if not (consent.purpose.strip() and consent.channel.strip() and consent.source.strip()):
-            raise InvalidProgram("a consent names its purpose, channel and source")
+        if not consent.source_id.strip():
+            raise InvalidProgram("a consent names who collected it", field="source_id")
         self._consent(consent=consent)
 
     @event(ConsentRecorded)
     def _consent(self, consent: Consent) -> None:
         self.consents.append(consent)
+
+    def record_contact(self, contact: Contact) -> None:
+        self.check_not_erased()
+        self._contact(contact=contact)
+
+    @event(ContactRecorded)
+    def _contact(self, contact: Contact) -> None:
+        self.contacts.append(contact)
+
+    def consent_at(self, purpose: Purpose, channel: Channel, at: datetime) -> Consent | None:
+        """The last consent decision for ``purpose`` over ``channel`` made by ``at``."""
+        decided = [
+            c for c in self.consents if c.purpose == purpose and c.channel == channel and c.at <= at
+        ]
+        return max(decided, key=lambda c: c.at) if decided else None
 
     def set_home_store(self, store: str, by: str) -> None:
         """Makes ``store`` (a store node's code, checked by the caller) the home store."""

@@ -30,6 +30,8 @@ SIGN_INS = uuid5(_ROOT, "sign-ins")
 API_CLIENT = uuid5(_ROOT, "api-client")
 CATALOG_ID = uuid5(_ROOT, "catalog")
 TRANSLATIONS_ID = uuid5(_ROOT, "translations")
+PRIVACY_POLICY_ID = uuid5(_ROOT, "privacy-policy")
+CONSENT_CHECKS_ID = uuid5(_ROOT, "consent-checks")
 
 
 @lru_cache(maxsize=_CACHED)
