@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from loyalty.adapters.secrets import checkpoint_key, secret_key
 from loyalty.commands.apply import ProgramApplier
-from loyalty.commands.audit import Auditor, PeriodicCheckpoints
+from loyalty.commands.audit import Auditor
 from loyalty.commands.auth import Authenticator
 from loyalty.commands.catalog import CatalogDesk
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.movements import MovementDesk
+from loyalty.commands.periodic import Periodic
+from loyalty.commands.retention import apply_retention
 from loyalty.commands.writer import GroupCommitWriter
 from loyalty.domain.operator import Role
 from loyalty.settings import Settings
@@ -32,9 +34,16 @@ class Services:
     authenticator: Authenticator
     catalog: CatalogDesk
     auditor: Auditor
-    checkpoints: PeriodicCheckpoints
+    checkpoints: Periodic
+    retention: Periodic
+
+    def start_jobs(self) -> None:
+        """The server's timers: signing the log's head, applying retention periods."""
+        self.checkpoints.start()
+        self.retention.start()
 
     def close(self) -> None:
+        self.retention.stop()
         self.checkpoints.stop()
         self.writer.stop()
         self.ledger.close()
@@ -63,5 +72,18 @@ def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) 
         ),
         catalog=CatalogDesk(ledger),
         auditor=auditor,
-        checkpoints=PeriodicCheckpoints(auditor, clock, settings.checkpoint_interval_s),
+        checkpoints=Periodic(
+            "checkpoints", settings.checkpoint_interval_s, lambda: auditor.sign_head(clock())
+        ),
+        retention=Periodic(
+            "retention",
+            settings.retention_interval_h * 3600,
+            lambda: apply_retention(
+                ledger,
+                settings.retention_profile_days,
+                settings.retention_auth_days,
+                clock(),
+                "scheduler",
+            ),
+        ),
     )

@@ -109,6 +109,10 @@ def add_privacy_commands(parser: argparse.ArgumentParser) -> None:
     cmd.add_argument("--to", dest="end", type=moment, help="consents and contacts before")
     cmd.add_argument("--html", type=Path, help="also write the report, for people, here")
     cmd.set_defaults(handler=privacy_sample)
+    cmd = actions.add_parser(
+        "retention", help="apply the retention periods now (the server does it daily)"
+    )
+    cmd.set_defaults(handler=privacy_retention)
     cmd = actions.add_parser("policy", help="publish a new version of the privacy policy")
     cmd.add_argument("locale")
     cmd.add_argument("file", type=Path, help="the policy text")
@@ -458,6 +462,24 @@ def privacy_sample(args: argparse.Namespace, settings: Settings) -> int:
         if args.html:
             args.html.write_text(report_html(report))
         print(msgspec.json.format(msgspec.json.encode(report)).decode())
+        return 0
+
+    return with_services(settings, work)
+
+
+def privacy_retention(_: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.commands.retention import apply_retention
+
+    def work(services: Services) -> int:
+        runs = apply_retention(
+            services.ledger,
+            settings.retention_profile_days,
+            settings.retention_auth_days,
+            datetime.now(UTC),
+            cli_actor(),
+        )
+        for run in runs:
+            print(f"{run.data_class}: {run.removed} removed (older than {run.cutoff.isoformat()})")
         return 0
 
     return with_services(settings, work)

@@ -44,6 +44,11 @@ variable                           meaning                                      
                                    replaced (data keys it wrapped still open)
 ``LOYALTY_WITHDRAWAL_DELAY_H``     how long after a withdrawal a contact may    ``48``
                                    still go out (sample checks flag later ones)
+``LOYALTY_RETENTION_PROFILE_DAYS`` a customer inactive this long is erased       ``0`` (never)
+``LOYALTY_RETENTION_AUTH_DAYS``    expired tokens and failed sign-ins are       ``30``
+                                   deleted after this long
+``LOYALTY_RETENTION_INTERVAL_H``   how often the server applies retention      ``24``
+                                   (0: never; ``loyalty privacy retention`` does)
 =================================  ===========================================  ==================
 """
 
@@ -84,6 +89,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     master_key_file: str = "var/master.key"
     previous_master_key: str = ""
     withdrawal_delay_h: int = 48
+    retention_profile_days: int = 0
+    retention_auth_days: int = 30
+    retention_interval_h: int = 24
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

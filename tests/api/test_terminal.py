@@ -202,7 +202,7 @@ def test_a_rejected_movement_writes_nothing(client: TestClient[Any]) -> None:
     assert post(client, as_json(purchase("r1"))).status_code == 201
 
 
-def test_a_card_read_shows_balance_status_and_initial_only(client: TestClient[Any]) -> None:
+def test_a_card_read_shows_balance_and_status_and_nothing_personal(client: TestClient[Any]) -> None:
     post(client, as_json(purchase("r1", line("BREAD", "20.00"), card="C9")))
 
     response = client.get(
@@ -213,7 +213,7 @@ def test_a_card_read_shows_balance_status_and_initial_only(client: TestClient[An
     assert response.json() == {
         "card": "C9",
         "status": "active",
-        "customer_initial": "G.",
+        "registered": True,
         "campaign": "club",
         "balance": {"points": 20, "credits": "0.00"},
     }

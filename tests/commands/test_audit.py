@@ -12,7 +12,8 @@ from psycopg import sql
 
 from loyalty.bootstrap import Services
 from loyalty.cli import main
-from loyalty.commands.audit import Auditor, PeriodicCheckpoints
+from loyalty.commands.audit import Auditor
+from loyalty.commands.periodic import Periodic
 from loyalty.settings import Settings
 from tests.builders import Clock, line, program, purchase
 from tests.test_cli import use_database
@@ -156,7 +157,7 @@ def test_a_forged_checkpoint_is_refused(chain: Services, settings: Settings, clo
 
 
 def test_the_server_signs_the_head_when_it_moves(chain: Services, clock: Clock) -> None:
-    periodic = PeriodicCheckpoints(chain.auditor, clock, interval=0.05)
+    periodic = Periodic("checkpoints", 0.05, lambda: chain.auditor.sign_head(clock.now))
     periodic.start()
     try:
         deadline = time.monotonic() + 30
@@ -168,6 +169,7 @@ def test_the_server_signs_the_head_when_it_moves(chain: Services, clock: Clock) 
 
     (made,) = chain.auditor.checkpoints()
     assert made.notification_id == chain.auditor.head()
+    assert chain.auditor.sign_head(clock.now) is None
     assert chain.auditor.is_signed(made)
 
 

@@ -110,11 +110,6 @@ def test_an_anonymous_customer_is_not_registered_and_has_an_active_card() -> Non
     assert ANONYMOUS.birth_date is None and ANONYMOUS.city is None
 
 
-def test_a_till_may_print_only_the_initial_of_the_first_name() -> None:
-    assert Profile(first_name=" maria ", last_name="Bianchi").initial == "M."
-    assert Profile(last_name="Bianchi").initial == ""
-
-
 def test_a_profile_with_an_unknown_field_cannot_be_decoded() -> None:
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode(b'{"first_name": "Anna", "tax_code": "X"}', type=Profile)

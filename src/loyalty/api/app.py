@@ -36,7 +36,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
     def start(app: Litestar) -> None:
         app.state.services = services or build_services(settings)
         app.state.services.writer.start()
-        app.state.services.checkpoints.start()
+        app.state.services.start_jobs()
 
     def stop(app: Litestar) -> None:
         if owned:

@@ -14,11 +14,9 @@ one at the next), and every checkpoint that is not signed by us or no longer mat
 from __future__ import annotations
 
 import hashlib
-import logging
 import struct
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -29,8 +27,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.sql import SQL, Identifier
 
 from loyalty.commands.ledger import Ledger
-
-log = logging.getLogger(__name__)
 
 GENESIS = bytes(32)
 """The link before the first event."""
@@ -103,6 +99,9 @@ class Auditor:
             "INSERT INTO {}.chain_checkpoints (notification_id, link, made_at, signature)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT (notification_id) DO NOTHING"
         ).format(schema)
+        self._last_checkpoint = SQL(
+            "SELECT max(notification_id) FROM {}.chain_checkpoints HAVING count(*) > 0"
+        ).format(schema)
         self._checkpoints = SQL(
             "SELECT notification_id, link, made_at, signature FROM {}.chain_checkpoints"
             " ORDER BY notification_id"
@@ -125,6 +124,14 @@ class Auditor:
         return Checkpoint(
             notification_id=notification_id, link=link, made_at=now, signature=signature
         )
+
+    def sign_head(self, now: datetime) -> Checkpoint | None:
+        """A checkpoint of the head, unless the last one already covers it."""
+        head = self.head()
+        signed = self.ledger.query(self._last_checkpoint)
+        if head is None or (signed and signed[0][0] == head):
+            return None
+        return self.checkpoint(now)
 
     def head(self) -> int | None:
         rows = self.ledger.query(self._head)
@@ -205,36 +212,3 @@ class Auditor:
         except InvalidSignature:
             return False
         return True
-
-
-class PeriodicCheckpoints:
-    """A thread of the server that signs the head of the chain every ``interval`` seconds
-    (when it moved), so that at most that much of the log's tail rests on the chain alone."""
-
-    def __init__(self, auditor: Auditor, clock: Callable[[], datetime], interval: float) -> None:
-        self.auditor = auditor
-        self.clock = clock
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.interval > 0 and self._thread is None:
-            self._thread = threading.Thread(target=self.run, name="checkpoints", daemon=True)
-            self._thread.start()
-
-    def run(self) -> None:
-        signed: int | None = None
-        while not self._stop.wait(self.interval):
-            try:
-                head = self.auditor.head()
-                if head is not None and head != signed:
-                    made = self.auditor.checkpoint(self.clock())
-                    signed = made.notification_id if made else None
-            except Exception:
-                log.exception("the log's head could not be signed; trying again later")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)

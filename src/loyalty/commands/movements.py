@@ -315,7 +315,7 @@ class MovementDesk:
         return CardView(
             card=card.code,
             status=card.status,
-            customer_initial=customer.profile.initial if isinstance(customer, Customer) else "",
+            registered=isinstance(customer, Customer) and not customer.erased,
             campaign=campaign.code if campaign else None,
             balance=balance_of(account if isinstance(account, Account) else None),
         )

@@ -107,7 +107,10 @@ def export(ledger: Ledger, card_code: str, campaigns: Sequence[Campaign]) -> Cus
 
 def erase(ledger: Ledger, card_code: str, by: str, reason: str) -> Erasure:
     """Erases the holder of ``card_code``; safe to repeat."""
-    customer: Customer = customer_of(ledger, load_card(ledger, card_code))
+    return erase_customer(ledger, customer_of(ledger, load_card(ledger, card_code)), by, reason)
+
+
+def erase_customer(ledger: Ledger, customer: Customer, by: str, reason: str) -> Erasure:
     customer.erase(by, reason)
     ledger.save(customer)
     ledger.keys.destroy(customer.id)

@@ -57,11 +57,12 @@ class MovementReceipt(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CardView(msgspec.Struct, frozen=True, kw_only=True):
-    """What a till may know of a card: no personal data beyond the name's initial."""
+    """What a till may know of a card: no personal data at all."""
 
     card: str
     status: CardStatus
-    customer_initial: str
+    registered: bool
+    """Whether the card's holder is registered (nothing personal: the till needs none)."""
     campaign: str | None
     balance: Balance
 

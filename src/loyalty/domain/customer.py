@@ -46,11 +46,6 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     country: str | None = None
     notes: str | None = None
 
-    @property
-    def initial(self) -> str:
-        """The display-name initial a till may print, and nothing more."""
-        return f"{self.first_name.strip()[:1].upper()}." if self.first_name.strip() else ""
-
 
 class Personal:
     """Marks an event field as personal data: the store seals it with the customer's key."""

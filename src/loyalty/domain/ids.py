@@ -32,6 +32,7 @@ CATALOG_ID = uuid5(_ROOT, "catalog")
 TRANSLATIONS_ID = uuid5(_ROOT, "translations")
 PRIVACY_POLICY_ID = uuid5(_ROOT, "privacy-policy")
 CONSENT_CHECKS_ID = uuid5(_ROOT, "consent-checks")
+RETENTION_ID = uuid5(_ROOT, "retention")
 
 
 @lru_cache(maxsize=_CACHED)
