@@ -23,6 +23,7 @@ STAFF = {
     "mia": (Role.MANAGER, ()),
     "dino": (Role.DISTRIBUTOR_MANAGER, ("north",)),
     "sam": (Role.STORE_MANAGER, ("s1",)),
+    "audrey": (Role.AUDITOR, ()),
 }
 """In ``tests.builders.chain_nodes``: north holds s1 and s2, south holds s3."""
 

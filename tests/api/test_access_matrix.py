@@ -94,6 +94,10 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("GET", "/api/v1/backoffice/privacy/policies"): Action.MANAGE_PRIVACY,
     ("PUT", "/api/v1/backoffice/privacy/policies/{locale}"): Action.MANAGE_PRIVACY,
     ("GET", "/api/v1/customers/{card}/consents/current"): Action.READ_CUSTOMERS,
+    ("GET", "/api/v1/audit/chain"): Action.AUDIT_LOG,
+    ("GET", "/api/v1/audit/checkpoints"): Action.AUDIT_LOG,
+    ("GET", "/api/v1/audit/public-key"): Action.AUDIT_LOG,
+    ("POST", "/api/v1/audit/replay"): Action.AUDIT_LOG,
     ("POST", "/api/v1/customers/{card}/contacts"): Action.CHANGE_CUSTOMERS,
 }
 PATH_VALUES = {
@@ -107,13 +111,14 @@ PATH_VALUES = {
     "campaign": "club",
     "redemption_id": "r1",
 }
-CALLERS = ("nobody", "root", "mia", "dino", "sam", "erp")
+CALLERS = ("nobody", "root", "mia", "dino", "sam", "audrey", "erp")
 """Anonymous, one operator per role, and ``erp``: an API client of the analytics family."""
 ROLES = {
     "root": Role.ADMIN,
     "mia": Role.MANAGER,
     "dino": Role.DISTRIBUTOR_MANAGER,
     "sam": Role.STORE_MANAGER,
+    "audrey": Role.AUDITOR,
 }
 
 

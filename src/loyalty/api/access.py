@@ -50,6 +50,7 @@ class Action(StrEnum):
     MANAGE_PRIZES = "manage_prizes"
     REDEEM_PRIZES = "redeem_prizes"
     MANAGE_PRIVACY = "manage_privacy"
+    AUDIT_LOG = "audit_log"
 
 
 FAMILY = {
@@ -70,6 +71,7 @@ FAMILY = {
     Action.MANAGE_PRIZES: ApiFamily.PRIZE,
     Action.REDEEM_PRIZES: ApiFamily.PRIZE,
     Action.MANAGE_PRIVACY: ApiFamily.BACKOFFICE,
+    Action.AUDIT_LOG: ApiFamily.AUDIT,
 }
 
 GRANTS: dict[Role | None, frozenset[Action]] = {
@@ -120,6 +122,7 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.REDEEM_PRIZES,
         }
     ),
+    Role.AUDITOR: frozenset({Action.AUDIT_LOG}),
     None: frozenset(
         {
             Action.READ_NETWORK,
@@ -131,6 +134,7 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.SYNC_PRODUCTS,
             Action.READ_PRIZES,
             Action.REDEEM_PRIZES,
+            Action.AUDIT_LOG,
         }
     ),
 }

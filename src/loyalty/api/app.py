@@ -7,6 +7,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from loyalty import __version__
+from loyalty.api.audit import AuditController
 from loyalty.api.auth import AuthController
 from loyalty.api.campaigns import CampaignsController
 from loyalty.api.clients import ClientsController
@@ -57,6 +58,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             RedemptionsController,
             PrivacyController,
             PolicyController,
+            AuditController,
             TerminalController,
             health,
         ],

@@ -26,6 +26,7 @@ class ApiFamily(StrEnum):
     PRODUCT = "product"
     PRIZE = "prize"
     ANALYTICS = "analytics"
+    AUDIT = "audit"
 
 
 class ApiClient(Aggregate):

@@ -47,6 +47,8 @@ class Role(StrEnum):
     MANAGER = "manager"
     DISTRIBUTOR_MANAGER = "distributor_manager"
     STORE_MANAGER = "store_manager"
+    AUDITOR = "auditor"
+    """Reads the audit trail (chain, checkpoints, replays) and nothing else."""
 
 
 SCOPE_KINDS: dict[Role, frozenset[NodeKind]] = {
