@@ -52,7 +52,7 @@ def test_a_right_password_gets_tokens_that_say_who_the_operator_is(
         "username": "anna",
         "role": "store_manager",
         "scope": ["s1"],
-        "families": ["analytics", "backoffice", "customer", "prize", "product"],
+        "families": ["analytics", "audit", "backoffice", "customer", "prize", "product"],
         "two_factor": False,
         "restricted": False,
     }
