@@ -5,7 +5,8 @@ Side by side, on one machine, in one throw-away database:
 (a) raw psycopg: single-row INSERT + COMMIT of a movement's JSON, one connection;
 (b) naive: load the aggregates, call the method, ``Application.save``, one at a time;
 (c) the POS path over HTTP (``loyalty serve``) with 32 concurrent keep-alive clients;
-(d) ``loyalty ingest`` of an NDJSON file vs a raw ``COPY`` of the same rows.
+(d) ``loyalty ingest`` of an NDJSON file vs a raw ``COPY`` of the same rows;
+(e) ``loyalty audit verify`` and ``replay`` of the resulting log vs a raw scan of it.
 
 Prints a table with the targets and writes ``benchmarks/results/<UTC time>.json`` and
 ``benchmarks/results/latest.json``. See the Benchmarks section of the README.
@@ -30,7 +31,7 @@ from benchmarks.workload import Layout
 from loyalty.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("a", "b", "c", "d")
+SCENARIOS = ("a", "b", "c", "d", "e")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         default=",".join(SCENARIOS),
-        help="comma-separated scenarios to run, of a,b,c,d (default all)",
+        help="comma-separated scenarios to run, of a,b,c,d,e (default all)",
     )
     parser.add_argument(
         "--no-analyze",
@@ -69,7 +70,7 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(SCENARIOS)
     if unknown:
-        raise SystemExit(f"--only: unknown scenario(s) {sorted(unknown)}; use a,b,c,d")
+        raise SystemExit(f"--only: unknown scenario(s) {sorted(unknown)}; use a,b,c,d,e")
     return {
         "quick": quick,
         "seconds": args.seconds or (4.0 if quick else 20.0),
@@ -164,6 +165,9 @@ def run_scenarios(
         both = scenarios.ingest_vs_copy(setup, options["movements"], options["batch_size"], workdir)
         figures["d_ingest"] = both["ingest"]
         figures["d_copy"] = both["copy"]
+    if "e" in only:
+        scenarios.log("(e) audit verify and replay vs a raw scan of the log")
+        figures["e_audit"] = scenarios.audit(setup)
 
 
 def rate(figures: dict[str, Any], key: str) -> float | None:
@@ -213,6 +217,16 @@ def evaluate(figures: dict[str, Any]) -> list[dict[str, Any]]:
         1 / 3,
         True,
     )
+    audit = figures.get("e_audit") or {}
+    scan = (audit.get("raw_scan") or {}).get("rate_per_s")
+    replayed = (audit.get("replay") or {}).get("rate_per_s")
+    target(
+        "(e) replay >= 1/3 of the raw scan rate",
+        f"{replayed:,.0f} vs {scan:,.0f} events/s" if scan and replayed else "",
+        replayed / scan if scan and replayed else None,
+        1 / 3,
+        True,
+    )
     if pos:
         errors = pos.get("non_201", 0) + sum(pos.get("connection_errors", {}).values())
         targets.append(
@@ -246,8 +260,7 @@ def print_table(report: dict[str, Any]) -> None:
     print(header, file=out)
     print("-" * len(header), file=out)
 
-    def row(label: str, key: str, notes: str = "") -> None:
-        found = figures.get(key)
+    def row(label: str, found: dict[str, Any] | None, notes: str = "") -> None:
         if not found:
             print(f"{label:<50} {'(not run)':>10}", file=out)
             return
@@ -268,17 +281,17 @@ def print_table(report: dict[str, Any]) -> None:
     )
     row(
         "(a) raw psycopg INSERT + COMMIT, 1 connection",
-        "a_raw_insert",
+        figures.get("a_raw_insert"),
         f"{a.get('rows', 0):,} rows of ~{a.get('payload_bytes_mean', 0)} B" if a else "",
     )
     row(
         "(b) naive get/record/save, one at a time",
-        "b_naive",
+        figures.get("b_naive"),
         f"{b.get('movements', 0):,} movements" if b else "",
     )
     row(
         f"(c) POS over HTTP, {c.get('clients', '?')} clients",
-        "c_pos_http",
+        figures.get("c_pos_http"),
         (
             f"{c.get('completed', 0):,} in window, {c.get('non_201', 0)} non-201, "
             f"{(c.get('wal') or {}).get('items_per_wal_sync', '?')} movements/WAL sync"
@@ -288,14 +301,21 @@ def print_table(report: dict[str, Any]) -> None:
     )
     row(
         f"(d) loyalty ingest, batch {d.get('batch_size', '?')}",
-        "d_ingest",
+        figures.get("d_ingest"),
         f"{d.get('accepted', 0):,} accepted, {d.get('rejected', 0):,} rejected" if d else "",
     )
     row(
         "    raw COPY of the same rows (jsonb)",
-        "d_copy",
+        figures.get("d_copy"),
         f"median of {copy.get('runs', 0)} runs" if copy else "",
     )
+    audit = figures.get("e_audit") or {}
+    for label, part in (
+        ("(e) raw scan of the stored events", "raw_scan"),
+        ("    loyalty audit verify", "verify"),
+        ("    loyalty audit replay", "replay"),
+    ):
+        row(label, audit.get(part), f"{audit.get('events', 0):,} events" if audit else "")
     print(file=out)
     print(f"{'target':<50} {'measured':<32} {'ratio':>8}  result", file=out)
     print("-" * len(header), file=out)

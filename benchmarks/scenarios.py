@@ -65,10 +65,11 @@ def latency_summary(latencies_s: list[float]) -> dict[str, float | None]:
     return {"p50": rank(0.50), "p99": rank(0.99), "max": round(ordered[-1] * 1000, 2)}
 
 
-def checkpoint(conninfo: str) -> None:
-    """Flushes dirty pages before a measured phase so that no checkpoint lands in it."""
+def checkpoint(settings: Settings) -> None:
+    """Flushes dirty pages before a measured phase so that no checkpoint lands in it (as the
+    administrator: the event store's role may not)."""
     try:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
+        with psycopg.connect(settings.admin_conninfo(), autocommit=True) as conn:
             conn.execute("CHECKPOINT")
     except psycopg.Error as error:  # not a superuser: measure anyway
         log(f"CHECKPOINT skipped: {error}")
@@ -150,7 +151,7 @@ def raw_insert(setup: Setup, seconds: float) -> dict[str, Any]:
             ).format(table)
         )
         conn.commit()
-        checkpoint(conninfo)
+        checkpoint(setup.settings)
         insert = sql.SQL("INSERT INTO {} (payload) VALUES (%s::jsonb)").format(table)
         latencies: list[float] = []
         payload_bytes = 0
@@ -190,7 +191,7 @@ def naive(setup: Setup, seconds: float) -> dict[str, Any]:
     program = setup.services.desk.program.current()
     purchases = Purchases("naive", setup.layout.cards("naive"), setup.layout.terminals(), seed=11)
     conninfo = setup.settings.conninfo()
-    checkpoint(conninfo)
+    checkpoint(setup.settings)
     latencies: list[float] = []
     opened = 0
     wal_before = wal_snapshot(conninfo)
@@ -323,7 +324,7 @@ def pos_http(
     """The real server, and the load generator in a process of its own."""
     conninfo = setup.settings.conninfo()
     layout = setup.layout
-    checkpoint(conninfo)
+    checkpoint(setup.settings)
     with server(setup.settings, workdir) as (process, port):
         command = [
             sys.executable, "-m", "benchmarks.loadgen",
@@ -404,7 +405,7 @@ def ingest_vs_copy(
     size = write_ndjson(setup, movements, source_path)
     log(f"wrote {movements:,} movements ({size / 1e6:.1f} MB) to {source_path.name}")
 
-    checkpoint(conninfo)
+    checkpoint(setup.settings)
     wal_before = wal_snapshot(conninfo)
     started = time.perf_counter()
     done = subprocess.run(
@@ -444,7 +445,7 @@ def ingest_vs_copy(
         with psycopg.connect(conninfo) as conn:
             conn.execute(sql.SQL("TRUNCATE {}").format(table))
             conn.commit()
-        checkpoint(conninfo)
+        checkpoint(setup.settings)
         with psycopg.connect(conninfo) as conn:
             started = time.perf_counter()
             with (
@@ -472,3 +473,46 @@ def ingest_vs_copy(
 
 def new_workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
+
+
+# --- (e) audit: verify and replay against a raw scan ------------------------------------------
+
+
+def audit(setup: Setup) -> dict[str, Any]:
+    """Over the log as it stands: a raw keyset scan of every stored event into Python (the
+    baseline), ``loyalty audit verify`` and ``loyalty audit replay``, each on its own."""
+    from loyalty.commands.replay import replay
+
+    ledger = setup.services.ledger
+    query = sql.SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state, link"
+        " FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+    ).format(sql.Identifier(setup.settings.pg_schema, "ledger_events"))
+    checkpoint(setup.settings)
+    started = time.perf_counter()
+    rows, after = 0, 0
+    while True:
+        batch = ledger.query(query, (after, 20_000))
+        rows += len(batch)
+        if len(batch) < 20_000:
+            break
+        after = batch[-1][0]
+    scan_seconds = time.perf_counter() - started
+    verified = setup.services.auditor.verify()
+    replayed = replay(ledger)
+    if not verified.intact or not replayed.identical:
+        raise RuntimeError(f"the benchmark's own log did not verify: {verified}, {replayed}")
+    return {
+        "events": rows,
+        "raw_scan": {
+            "seconds": round(scan_seconds, 3),
+            "rate_per_s": round(rows / scan_seconds, 1),
+        },
+        "verify": {"seconds": verified.seconds, "rate_per_s": verified.events_per_second},
+        "replay": {
+            "seconds": replayed.seconds,
+            "rate_per_s": replayed.events_per_second,
+            "movements": replayed.movements,
+            "movements_per_s": replayed.movements_per_second,
+        },
+    }
