@@ -40,6 +40,9 @@ class Action(StrEnum):
     SIMULATE_PROMOTIONS = "simulate_promotions"
     READ_PROMOTIONS = "read_promotions"
     CHANGE_PROMOTIONS = "change_promotions"
+    CHANGE_CAMPAIGNS = "change_campaigns"
+    CHANGE_CLUSTERS = "change_clusters"
+    PREVIEW_CLUSTERS = "preview_clusters"
     READ_TRANSLATIONS = "read_translations"
     MANAGE_TRANSLATIONS = "manage_translations"
     READ_CUSTOMERS = "read_customers"
@@ -61,6 +64,9 @@ FAMILY = {
     Action.SIMULATE_PROMOTIONS: ApiFamily.BACKOFFICE,
     Action.READ_PROMOTIONS: ApiFamily.BACKOFFICE,
     Action.CHANGE_PROMOTIONS: ApiFamily.BACKOFFICE,
+    Action.CHANGE_CAMPAIGNS: ApiFamily.BACKOFFICE,
+    Action.CHANGE_CLUSTERS: ApiFamily.BACKOFFICE,
+    Action.PREVIEW_CLUSTERS: ApiFamily.BACKOFFICE,
     Action.READ_TRANSLATIONS: ApiFamily.BACKOFFICE,
     Action.MANAGE_TRANSLATIONS: ApiFamily.BACKOFFICE,
     Action.READ_CUSTOMERS: ApiFamily.CUSTOMER,
@@ -83,6 +89,9 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.SIMULATE_PROMOTIONS,
             Action.READ_PROMOTIONS,
             Action.CHANGE_PROMOTIONS,
+            Action.CHANGE_CAMPAIGNS,
+            Action.CHANGE_CLUSTERS,
+            Action.PREVIEW_CLUSTERS,
             Action.READ_TRANSLATIONS,
             Action.READ_CUSTOMERS,
             Action.CHANGE_CUSTOMERS,
@@ -100,6 +109,7 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.SIMULATE_PROMOTIONS,
             Action.READ_PROMOTIONS,
             Action.CHANGE_PROMOTIONS,
+            Action.CHANGE_CAMPAIGNS,
             Action.READ_TRANSLATIONS,
             Action.READ_CUSTOMERS,
             Action.CHANGE_CUSTOMERS,
@@ -114,6 +124,7 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.SIMULATE_PROMOTIONS,
             Action.READ_PROMOTIONS,
             Action.CHANGE_PROMOTIONS,
+            Action.CHANGE_CAMPAIGNS,
             Action.READ_TRANSLATIONS,
             Action.READ_CUSTOMERS,
             Action.CHANGE_CUSTOMERS,
@@ -212,3 +223,11 @@ def check_promotion_changeable(session: Session, network: Network, nodes: tuple[
     if not nodes:
         raise Forbidden("only admins and managers change promotions that apply everywhere")
     check_in_scope(session, network, *(network.node(code).code for code in nodes))
+
+
+def check_campaign_changeable(session: Session, network: Network, nodes: tuple[str, ...]) -> None:
+    """A scoped operator changes only campaigns whose nodes all lie in their scope (a node
+    outside it, or missing, answers not found). A campaign always names nodes: with none,
+    the campaign's own rules refuse it."""
+    if not covers_everywhere(session, network):
+        check_in_scope(session, network, *(network.node(code).code for code in nodes))

@@ -11,6 +11,7 @@ from loyalty.api.audit import AuditController
 from loyalty.api.auth import AuthController
 from loyalty.api.campaigns import CampaignsController
 from loyalty.api.clients import ClientsController
+from loyalty.api.clusters import ClustersController
 from loyalty.api.customers import CustomersController
 from loyalty.api.errors import HANDLERS
 from loyalty.api.network import NetworkController
@@ -51,6 +52,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             NetworkController,
             PromotionsController,
             CampaignsController,
+            ClustersController,
             TranslationsController,
             CustomersController,
             ProductsController,

@@ -3,7 +3,9 @@
 Invariants:
 - a campaign's code is unique; it runs on at least one node, each covering its subtree;
 - it earns points, and credits only when ``credits`` is on;
-- its validity is a range of local dates (inclusive) at the store where a movement happens.
+- its validity is a range of local dates (inclusive) at the store where a movement happens;
+- changed from the Backoffice, it keeps the days that have passed: a late receipt of one of
+  them is judged as it would have been then (:func:`check_past_kept`).
 
 When several campaigns cover a terminal on a date, the one whose node is deepest in the
 tree (the most specific) wins, then the lower code: see :func:`campaign_for`.
@@ -50,6 +52,8 @@ class Campaign(Aggregate):
 
     @classmethod
     def launch(cls, code: str, terms: CampaignTerms) -> Campaign:
+        if not code.strip():
+            raise InvalidProgram("a campaign needs a code", field="code")
         check_campaign_terms(terms)
         return cls(code=code, terms=terms)
 
@@ -75,6 +79,29 @@ def check_campaign_terms(terms: CampaignTerms) -> None:
         raise InvalidProgram("a campaign runs on at least one network node")
     if terms.ends_on and terms.ends_on < terms.starts_on:
         raise InvalidProgram("a campaign cannot end before it starts")
+
+
+def check_past_kept(before: CampaignTerms | None, after: CampaignTerms, today: date) -> None:
+    """Refuses a change that would alter whether the campaign ran on a day before ``today``
+    (a late receipt of that day must find the campaign it would have found then): a new
+    campaign starts today or later, a start moves only while both dates are still to come,
+    an end is set on today or later, and a campaign that has ended stays ended."""
+    if before is None or after.starts_on != before.starts_on:
+        earliest = min(after.starts_on, before.starts_on) if before else after.starts_on
+        if earliest < today:
+            raise InvalidProgram(
+                f"a campaign's start can be set only on a day still to come, from "
+                f"{today.isoformat()} (not {earliest.isoformat()})",
+                field="terms.starts_on",
+            )
+    if before is not None and after.ends_on != before.ends_on:
+        for end in (before.ends_on, after.ends_on):
+            if end is not None and end < today:
+                raise InvalidProgram(
+                    f"a campaign's end can be set only on {today.isoformat()} or later, and "
+                    f"a campaign that ended ({end.isoformat()}) stays ended",
+                    field="terms.ends_on",
+                )
 
 
 class CampaignView(msgspec.Struct, frozen=True, kw_only=True):

@@ -264,6 +264,8 @@ class Cluster(Aggregate):
     def define(
         cls, *, code: str, terms: ClusterTerms, effective_from: datetime, now: datetime
     ) -> Cluster:
+        if not code.strip():
+            raise InvalidProgram("a cluster needs a code", field="code")
         check_cluster_terms(terms)
         check_effective_from((), effective_from, now)
         return cls(code=code, terms=terms, effective_from=effective_from)

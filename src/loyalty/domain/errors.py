@@ -31,6 +31,7 @@ Error tree::
         ├── ReturnExceedsOriginal
         ├── InvalidPrize / PrizeNotAvailable / OutOfStock / AlreadyCancelled   prizes
         ├── CycleInNetwork / InvalidNetworkPlacement
+        ├── PreviewDatePassed   a cluster's size asked for a day gone by
         ├── WeakPassword / InvalidUsername / InvalidScope   operators
         └── InvalidProgram        a program definition that cannot be applied
 """
@@ -174,6 +175,10 @@ class InvalidNetworkPlacement(RuleViolation):
 
 class InvalidProgram(RuleViolation):
     code = "invalid_program"
+
+
+class PreviewDatePassed(RuleViolation):
+    code = "preview_date_passed"
 
 
 class UnknownOperator(NotFoundError):
