@@ -175,6 +175,24 @@ def test_the_history_lists_movements_newest_first_with_the_balance_after(
     assert items[0]["transactions"][0]["promotion"] == "base"
 
 
+def test_the_history_names_each_movement_type_in_the_requests_language(
+    client: TestClient[Any],
+) -> None:
+    app = app_key(client)
+    buy(client, "r1", "10.00")
+
+    italian = client.get(
+        f"{CUSTOMERS}/C1/movements",
+        params={"campaign": "club"},
+        headers={**app, "accept-language": "it"},
+    )
+    english = client.get(f"{CUSTOMERS}/C1/movements", params={"campaign": "club"}, headers=app)
+
+    assert italian.json()["items"][0]["type_name"] == "Acquisto"
+    assert english.json()["items"][0]["type_name"] == "Purchase"
+    assert english.json()["items"][0]["type"] == "purchase"
+
+
 def test_an_unregistered_or_unknown_card_answers_404(client: TestClient[Any]) -> None:
     app = app_key(client)
 

@@ -136,6 +136,7 @@ def test_a_customer_app_redeems_and_cancels_once(client: TestClient[Any]) -> Non
     assert (retry.status_code, retry.content) == (200, first.content)
     assert seen.json()["points"] == 60 and seen.json()["cancelled"] is False
     assert cancelled.status_code == 201 and cancelled.json()["balance"]["points"] == 100
+    assert cancelled.json()["receipt_messages"] == ["Points returned: 60", "Points balance: 100"]
     assert (recancelled.status_code, recancelled.content) == (200, cancelled.content)
     assert stock(client, "mug") == 2
     assert client.get(f"{REDEMPTIONS}/web-1", headers=app).json()["cancelled"] is True

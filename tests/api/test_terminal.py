@@ -84,6 +84,18 @@ def test_a_retry_answers_200_with_the_identical_body(client: TestClient[Any]) ->
     assert again.content == first.content
 
 
+def test_the_receipt_speaks_the_language_the_till_asks_for(client: TestClient[Any]) -> None:
+    italian = post(client, as_json(purchase("r1", line("BREAD", "12.50"))), **{"accept-language": "it"})
+    retried = post(client, as_json(purchase("r1", line("BREAD", "12.50"))), **{"accept-language": "it"})
+    english = post(client, as_json(purchase("r1", line("BREAD", "12.50"))))
+
+    assert italian.json()["receipt_messages"] == ["Punti guadagnati: 12", "Saldo punti: 12"]
+    assert italian.headers["content-language"] == "it"
+    assert retried.status_code == 200 and retried.content == italian.content
+    assert english.json()["receipt_messages"] == ["Points earned: 12", "Points balance: 12"]
+    assert english.headers["content-language"] == "en"
+
+
 def test_the_same_movement_id_with_another_body_answers_409(client: TestClient[Any]) -> None:
     post(client, as_json(purchase("r1")))
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from loyalty.api.i18n import locale_for, localised
+from loyalty.api.i18n import bundled, locale_for, localised, localised_line
 from loyalty.settings import Settings
 from tests.api.people import bearer, staffed_client
 from tests.builders import Clock
@@ -99,3 +99,16 @@ def test_a_message_whose_field_is_missing_keeps_the_server_wording() -> None:
     assert localised("la tessera {card} è bloccata", "card X is blocked", {}) == "card X is blocked"
     assert localised("la tessera {card}", "fallback", {"card": "C1"}) == "la tessera C1"
     assert localised(None, "fallback", {"card": "C1"}) == "fallback"
+
+
+def test_receipt_lines_are_rendered_again_from_the_catalog() -> None:
+    italian = {**bundled("it"), "promotion_summer_sale": "Grazie per la spesa!"}
+    promotions = {"Thanks for shopping!": "summer-sale"}
+
+    assert localised_line("Points earned: 12", italian, promotions) == "Punti guadagnati: 12"
+    assert localised_line("Points balance: -0", italian, promotions) == "Saldo punti: -0"
+    assert localised_line("Thanks for shopping!", italian, promotions) == "Grazie per la spesa!"
+    assert localised_line("Thanks for shopping!", bundled("it"), promotions) == (
+        "Thanks for shopping!"
+    )
+    assert localised_line("Anything else", italian, promotions) == "Anything else"

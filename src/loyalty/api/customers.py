@@ -10,6 +10,7 @@ unknown_card`` for any other card, exactly as for a card that does not exist."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -27,6 +28,7 @@ from loyalty.api.access import (
     covers_everywhere,
     requires,
 )
+from loyalty.api.i18n import messages_for
 from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
 from loyalty.commands.admin import load_card
 from loyalty.commands.consents import (
@@ -88,6 +90,8 @@ class CampaignBalance(msgspec.Struct, frozen=True, kw_only=True):
 class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):
     movement_id: str
     type: MovementType
+    type_name: str
+    """The type's name in the request's language."""
     occurred_at: datetime
     amount: Decimal
     currency: str
@@ -308,15 +312,23 @@ class CustomersController(Controller):
         found = card_in_scope(request, card)
         program = desk.program.current()
         ((_, account),) = accounts_of(ledger_of(request), found, [program.campaigns[chosen.id]])
-        items = [item_of(e) for e in history(ledger_of(request), account)] if account else []
+        _, names = messages_for(
+            request.headers.get("accept-language", ""),
+            program.translations,
+            request.app.state.services.settings.default_locale,
+        )
+        events = history(ledger_of(request), account) if account else []
+        items = [item_of(e, names) for e in events]
         return page_of(items, limit, offset, sort, ("occurred_at", "amount", "type"))
 
 
-def item_of(event: Account.MovementRecorded) -> HistoryItem:
+def item_of(event: Account.MovementRecorded, names: Mapping[str, str]) -> HistoryItem:
+    """A movement of the history; ``names``: the catalog giving its type's name."""
     movement = event.movement
     return HistoryItem(
         movement_id=movement.movement_id,
         type=movement.type,
+        type_name=names.get(f"movement_type_{movement.type}", movement.type),
         occurred_at=movement.occurred_at,
         amount=movement.amount,
         currency=movement.currency,

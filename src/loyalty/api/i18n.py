@@ -4,12 +4,17 @@ by operators through the Backoffice API) and the locale a request asks for with
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
+
+import msgspec
+
+from loyalty.commands.schemas import MovementReceipt
 
 BUNDLED = ("en", "it")
 
@@ -64,3 +69,67 @@ def localised(template: str | None, fallback: str, context: Mapping[str, Any]) -
         return template.format(**{name: context[name] for name in names})
     except (KeyError, IndexError, ValueError):
         return fallback
+
+
+def messages_for(
+    accept_language: str, overrides: Mapping[str, Mapping[str, str]], default: str
+) -> tuple[str, dict[str, str]]:
+    """The locale a request asks for, and that locale's messages (bundled and overridden)."""
+    messages = catalog(overrides)
+    locale = locale_for(accept_language, set(messages), default)
+    return locale, messages.get(locale, {})
+
+
+RECEIPT_CODES = (
+    "receipt_points_earned",
+    "receipt_points_returned",
+    "receipt_points_used",
+    "receipt_points_balance",
+    "receipt_points_unrecovered",
+    "receipt_credits_unrecovered",
+)
+_receipts = msgspec.json.Decoder(MovementReceipt)
+_encoder = msgspec.json.Encoder()
+
+
+@cache
+def receipt_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """Each receipt line's code with the pattern of the English text the engine writes."""
+    english = bundled("en")
+    return tuple(
+        (
+            code,
+            re.compile(
+                re.escape(english[code])
+                .replace(r"\{points\}", r"(?P<points>-?\d+)")
+                .replace(r"\{credits\}", r"(?P<credits>-?[\d.]+)")
+            ),
+        )
+        for code in RECEIPT_CODES
+    )
+
+
+def localised_line(text: str, messages: Mapping[str, str], promotions: Mapping[str, str]) -> str:
+    """A receipt line in the language of ``messages``: a line of the engine's re-rendered
+    from the catalog, a promotion's own message through its entry ``promotion_<code>``
+    (hyphens as underscores), anything else as written."""
+    for code, pattern in receipt_patterns():
+        found = pattern.fullmatch(text)
+        if found:
+            return localised(messages.get(code), text, found.groupdict())
+    promotion = promotions.get(text)
+    if promotion is not None:
+        return messages.get(f"promotion_{promotion.replace('-', '_')}", text)
+    return text
+
+
+def localised_receipt(
+    body: bytes, messages: Mapping[str, str], promotions: Mapping[str, str]
+) -> bytes:
+    """A receipt's JSON with its messages in the language of ``messages``; ``promotions``
+    maps each promotion's own receipt message to the promotion's code."""
+    receipt = _receipts.decode(body)
+    lines = tuple(localised_line(m, messages, promotions) for m in receipt.receipt_messages)
+    if lines == receipt.receipt_messages:
+        return body
+    return _encoder.encode(msgspec.structs.replace(receipt, receipt_messages=lines))

@@ -25,6 +25,7 @@ from loyalty.api.access import (
     requires,
 )
 from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
+from loyalty.api.terminal import receipt_in_language
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.movements import MovementDesk, Recorded
 from loyalty.commands.prizes import (
@@ -78,10 +79,19 @@ def visible_campaign(request: Request[object, object, State], code: str) -> Camp
     return campaign
 
 
-def answer(outcome: Recorded | LoyaltyError) -> Response[MovementReceipt]:
+def answer(
+    request: Request[object, object, State], outcome: Recorded | LoyaltyError
+) -> Response[MovementReceipt]:
+    """The receipt, in the request's language; a refusal raised as the problem it is."""
     if isinstance(outcome, LoyaltyError):
         raise outcome
-    return Response(outcome.body, status_code=outcome.status, media_type=JSON)  # type: ignore[arg-type]
+    body, locale = receipt_in_language(request, outcome.body)
+    return Response(
+        body,  # type: ignore[arg-type]
+        status_code=outcome.status,
+        media_type=JSON,
+        headers={"Content-Language": locale},
+    )
 
 
 class PrizesController(Controller):
@@ -233,7 +243,7 @@ class RedemptionsController(Controller):
     ) -> Response[MovementReceipt]:
         visible_campaign(request, data.campaign)
         check_may_redeem_at(request, data.terminal)
-        return answer(redeem(desk_of(request), data, actor(request)))
+        return answer(request, redeem(desk_of(request), data, actor(request)))
 
     @get(
         "/{redemption_id:str}",
@@ -270,4 +280,4 @@ class RedemptionsController(Controller):
         data: JSONBody[CancelRedemption],
     ) -> Response[MovementReceipt]:
         redemption = reachable_redemption(request, redemption_id, data.terminal)
-        return answer(cancel(desk_of(request), redemption, data.reason, actor(request)))
+        return answer(request, cancel(desk_of(request), redemption, data.reason, actor(request)))

@@ -15,6 +15,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 
 from loyalty.api.errors import InvalidField, MalformedJson, UnsupportedMediaType
+from loyalty.api.i18n import localised_receipt, messages_for
 from loyalty.commands.movements import Recorded
 from loyalty.commands.schemas import CardView, MovementReceipt, PostMovement
 from loyalty.commands.writer import CardJob, GroupCommitWriter, PostJob
@@ -68,6 +69,22 @@ async def terminal_only(
     connection.state.key_digest = digest
 
 
+def receipt_in_language(request: Request[object, object, State], body: bytes) -> tuple[bytes, str]:
+    """A receipt's JSON in the language the request asks for (``Accept-Language``, else
+    ``LOYALTY_DEFAULT_LOCALE``), and that language. The stored receipt, which a retry
+    answers, is the engine's English: each answer renders it again."""
+    services = request.app.state.services
+    program = services.desk.program.last
+    locale, messages = messages_for(
+        request.headers.get("accept-language", ""),
+        program.translations,
+        services.settings.default_locale,
+    )
+    if locale == "en" and not program.translations.get("en"):
+        return body, locale
+    return localised_receipt(body, messages, program.promotion_messages), locale
+
+
 def writer_of(state: State) -> GroupCommitWriter:
     writer: GroupCommitWriter = state.services.writer
     return writer
@@ -95,7 +112,13 @@ class TerminalController(Controller):
     ) -> Response[MovementReceipt]:
         digest: str = request.state.key_digest
         recorded: Recorded = await writer_of(state).submit(PostJob(digest, data))
-        return Response(recorded.body, status_code=recorded.status, media_type=JSON)  # type: ignore[arg-type]
+        body, locale = receipt_in_language(request, recorded.body)
+        return Response(
+            body,  # type: ignore[arg-type]
+            status_code=recorded.status,
+            media_type=JSON,
+            headers={"Content-Language": locale},
+        )
 
     @get("/cards/{card:str}", operation_id="getCard", summary="A card's balance and status")
     async def get_card(

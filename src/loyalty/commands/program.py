@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -100,6 +101,17 @@ class Program:
                     PromotionInForce(id=promotion.id, code=promotion.code, version=version)
                 )
         return found
+
+    @cached_property
+    def promotion_messages(self) -> dict[str, str]:
+        """Each promotion's own receipt message (of any version), with the promotion's code."""
+        return {
+            version.terms.receipt_message: promotion.code
+            for in_campaign in self.promotions.values()
+            for promotion in in_campaign
+            for version in promotion.versions
+            if version.terms.receipt_message
+        }
 
     def clusters_in_force(self, at: datetime) -> dict[str, ClusterInForce]:
         found = {}

@@ -168,7 +168,11 @@ def derive(movement: Movement, context: Context) -> Derivation:
         input_digest=input_digest(movement, context),
         receipt_messages=(
             *derivation.receipt_messages,
-            *balance_messages(context.account.points, derivation.points_delta),
+            *balance_messages(
+                context.account.points,
+                derivation.points_delta,
+                given_back=movement.type is MovementType.REDEMPTION_CANCELLATION,
+            ),
         ),
     )
 
@@ -634,10 +638,12 @@ def bounded_by_balance(
     return [t for t in bounded if t.amount], points_short, credits_short
 
 
-def balance_messages(points_before: int, points_delta: int) -> list[str]:
+def balance_messages(points_before: int, points_delta: int, given_back: bool = False) -> list[str]:
+    """The receipt's lines on points (in English; the API renders them in the customer's
+    language from the message catalog)."""
     messages = []
     if points_delta > 0:
-        messages.append(f"Points earned: {points_delta}")
+        messages.append(f"Points {'returned' if given_back else 'earned'}: {points_delta}")
     elif points_delta < 0:
         messages.append(f"Points used: {-points_delta}")
     messages.append(f"Points balance: {points_before + points_delta}")
