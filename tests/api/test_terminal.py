@@ -85,9 +85,10 @@ def test_a_retry_answers_200_with_the_identical_body(client: TestClient[Any]) ->
 
 
 def test_the_receipt_speaks_the_language_the_till_asks_for(client: TestClient[Any]) -> None:
-    italian = post(client, as_json(purchase("r1", line("BREAD", "12.50"))), **{"accept-language": "it"})
-    retried = post(client, as_json(purchase("r1", line("BREAD", "12.50"))), **{"accept-language": "it"})
-    english = post(client, as_json(purchase("r1", line("BREAD", "12.50"))))
+    body = as_json(purchase("r1", line("BREAD", "12.50")))
+    italian = post(client, body, **{"accept-language": "it"})
+    retried = post(client, body, **{"accept-language": "it"})
+    english = post(client, body)
 
     assert italian.json()["receipt_messages"] == ["Punti guadagnati: 12", "Saldo punti: 12"]
     assert italian.headers["content-language"] == "it"
