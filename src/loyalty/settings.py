@@ -49,6 +49,15 @@ variable                           meaning                                      
                                    deleted after this long
 ``LOYALTY_RETENTION_INTERVAL_H``   how often the server applies retention      ``24``
                                    (0: never; ``loyalty privacy retention`` does)
+``LOYALTY_PROJECTION_BATCH``        most events a projection applies in one     ``2000``
+                                   transaction
+``LOYALTY_PROJECTION_FLUSH_MS``     longest a projection holds events before    ``50``
+                                   applying them (the lag it adds when idle)
+``LOYALTY_DOCUMENT_STORE``          where document read models live:            ``postgres``
+                                   ``postgres`` or ``mongodb``
+``LOYALTY_MONGO_URL``               the MongoDB server of ``mongodb``           (empty)
+``LOYALTY_READ_WAIT_S``             longest an analytics read waits for a       ``5``
+                                   position it asks for (read-your-writes)
 =================================  ===========================================  ==================
 """
 
@@ -92,6 +101,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_profile_days: int = 0
     retention_auth_days: int = 30
     retention_interval_h: int = 24
+    projection_batch: int = 2_000
+    projection_flush_ms: int = 50
+    document_store: str = "postgres"
+    mongo_url: str = ""
+    read_wait_s: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -137,6 +151,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def keystore_schema(self) -> str:
         return f"{self.pg_schema}_keys"
+
+    @property
+    def read_schema(self) -> str:
+        """The read models' schema (owned by the event store's role, rebuilt at will)."""
+        return f"{self.pg_schema}_read"
 
 
 def psycopg_conninfo(**params: object) -> str:

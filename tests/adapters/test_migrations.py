@@ -23,7 +23,8 @@ def test_migrations_apply_once_and_are_recorded(database: Settings) -> None:
     second = apply_migrations(settings)
 
     keystore = [f"keystore/{m.name}" for m in bundled_migrations("keystore")]
-    assert first == [m.name for m in bundled_migrations()] + keystore and second == []
+    read = [f"read/{m.name}" for m in bundled_migrations("read")]
+    assert first == [m.name for m in bundled_migrations()] + keystore + read and second == []
     with psycopg.connect(settings.conninfo()) as conn:
         rows = conn.execute(
             f"SELECT number, name FROM {settings.pg_schema}.schema_migrations ORDER BY number"

@@ -2,7 +2,8 @@
 
 Each ``migrations/NNNN_name.sql`` runs once, in its own transaction, as the owner of the
 event store's schema, with that schema first on the ``search_path``; the key store's
-files (``migrations/keystore/``) likewise in its own schema, as its own role.
+files (``migrations/keystore/``) likewise in its own schema, as its own role, and the read
+side's (``migrations/read/``) in ``<schema>_read``, owned by the event store's role.
 ``schema_migrations`` records each file's number, name and SHA-256. A file that changed
 after it was applied is refused rather than half-reapplied.
 """
@@ -62,6 +63,7 @@ def apply_migrations(settings: Settings) -> list[str]:
         stores = (
             (settings.pg_schema, settings.pg_user, ""),
             (settings.keystore_schema, settings.keystore_user, "keystore"),
+            (settings.read_schema, settings.pg_user, "read"),
         )
         for schema, owner, folder in stores:
             prepare(conn, schema, owner)

@@ -1,0 +1,235 @@
+"""Balances and histories: per account (a customer in a campaign) its balance, points
+earned and spent, last movement; per card its holder and status; per customer the history
+of movements with the transactions each derived.
+
+``earned`` counts points credited by movements, ``spent`` points debited (redemptions,
+points taken back by returns, negative adjustments); ``points = earned - spent``. Points
+do not expire in this ledger, so no expiry column is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from loyalty.domain.account import Account
+from loyalty.domain.card import Card
+from loyalty.domain.movement import TransactionKind
+from loyalty.projections import feed
+from loyalty.projections.feed import Fact, topic_of
+from loyalty.projections.runner import ReadModel
+
+TABLES = (
+    "CREATE TABLE IF NOT EXISTS {accounts} ("
+    " account_id uuid PRIMARY KEY, campaign_id uuid NOT NULL, customer_id uuid NOT NULL,"
+    " points bigint NOT NULL DEFAULT 0, credits numeric NOT NULL DEFAULT 0,"
+    " earned bigint NOT NULL DEFAULT 0, spent bigint NOT NULL DEFAULT 0,"
+    " movements bigint NOT NULL DEFAULT 0, last_movement_at timestamptz,"
+    " last_movement_id text)",
+    "CREATE INDEX IF NOT EXISTS {accounts_customer} ON {accounts} (customer_id)",
+    "CREATE TABLE IF NOT EXISTS {cards} ("
+    " card_id uuid PRIMARY KEY, code text NOT NULL UNIQUE, customer_id uuid NOT NULL,"
+    " status text NOT NULL, successor text)",
+    "CREATE INDEX IF NOT EXISTS {cards_customer} ON {cards} (customer_id)",
+    "CREATE TABLE IF NOT EXISTS {history} ("
+    " account_id uuid NOT NULL, version bigint NOT NULL, customer_id uuid NOT NULL,"
+    " movement_id text NOT NULL, type text NOT NULL, card text NOT NULL,"
+    " occurred_at timestamptz NOT NULL, store text, amount numeric NOT NULL,"
+    " points_delta bigint NOT NULL, credits_delta numeric NOT NULL,"
+    " points_after bigint NOT NULL, credits_after numeric NOT NULL,"
+    " transactions jsonb NOT NULL, PRIMARY KEY (account_id, version))",
+    "CREATE INDEX IF NOT EXISTS {history_customer} ON {history} (customer_id, occurred_at)",
+)
+
+_encoder = msgspec.json.Encoder()
+
+
+class AccountTotals(msgspec.Struct, kw_only=True):
+    """What one batch adds to an account."""
+
+    points: int = 0
+    credits: Decimal = Decimal(0)
+    earned: int = 0
+    spent: int = 0
+    movements: int = 0
+    last_movement_at: Any = None
+    last_movement_id: str | None = None
+
+
+class Balances(ReadModel):
+    name = "balances"
+    topics = (
+        topic_of(Account.Opened),
+        topic_of(Account.MovementRecorded),
+        topic_of(Card.Issued),
+        topic_of(Card.Blocked),
+        topic_of(Card.Unblocked),
+        topic_of(Card.Replaced),
+    )
+
+    def create(self, curs: Cursor[DictRow]) -> None:
+        names = {name: self.tables(name) for name in ("accounts", "cards", "history")} | {
+            f"{name}_customer": Identifier(self.tables.prefix() + f"{name}_customer")
+            for name in ("accounts", "cards", "history")
+        }
+        for statement in TABLES:
+            curs.execute(SQL(statement).format(**names))
+
+    def apply(self, curs: Cursor[DictRow], facts: Sequence[Fact]) -> None:
+        opened: list[tuple[UUID, UUID, UUID]] = []
+        totals: dict[UUID, AccountTotals] = {}
+        issued: dict[UUID, list[Any]] = {}
+        changed: list[tuple[str, str | None, UUID]] = []
+        history: list[tuple[Any, ...]] = []
+        for fact in facts:
+            body = fact.body
+            if isinstance(body, feed.AccountOpened):
+                opened.append((fact.originator_id, body.campaign_id, body.customer_id))
+            elif isinstance(body, feed.MovementRecorded):
+                add_movement(totals.setdefault(fact.originator_id, AccountTotals()), body)
+                history.append(history_row(fact, body))
+            elif isinstance(body, feed.CardIssued):
+                issued[fact.originator_id] = [body.code, body.customer_id, "active", None]
+            else:
+                status, successor = card_change(body)
+                if fact.originator_id in issued:
+                    issued[fact.originator_id][2:] = [status, successor]
+                else:
+                    changed.append((status, successor, fact.originator_id))
+        self.write_cards(curs, issued, changed)
+        owners = self.write_accounts(curs, opened, totals)
+        curs.executemany(
+            SQL(
+                "INSERT INTO {} (account_id, version, customer_id, movement_id, type, card,"
+                " occurred_at, store, amount, points_delta, credits_delta, points_after,"
+                " credits_after, transactions)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            ).format(self.tables("history")),
+            [(row[0], row[1], owners[row[0]], *row[2:]) for row in history],
+        )
+
+    def write_accounts(
+        self,
+        curs: Cursor[DictRow],
+        opened: list[tuple[UUID, UUID, UUID]],
+        totals: dict[UUID, AccountTotals],
+    ) -> dict[UUID, UUID]:
+        """Opens the batch's new accounts and adds its totals to each; the customer of
+        each account that moved."""
+        if opened:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (account_id, campaign_id, customer_id)"
+                    " SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[])"
+                    " ON CONFLICT (account_id) DO NOTHING"
+                ).format(self.tables("accounts")),
+                columns(opened, 3),
+            )
+        if not totals:
+            return {}
+        rows = [
+            (
+                account_id,
+                t.points,
+                t.credits,
+                t.earned,
+                t.spent,
+                t.movements,
+                t.last_movement_at,
+                t.last_movement_id,
+            )
+            for account_id, t in totals.items()
+        ]
+        curs.execute(
+            SQL(
+                "UPDATE {} AS a SET points = a.points + d.points,"
+                " credits = a.credits + d.credits, earned = a.earned + d.earned,"
+                " spent = a.spent + d.spent, movements = a.movements + d.movements,"
+                " last_movement_at = d.at, last_movement_id = d.movement_id"
+                " FROM unnest(%s::uuid[], %s::bigint[], %s::numeric[], %s::bigint[],"
+                " %s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[])"
+                " AS d(account_id, points, credits, earned, spent, movements, at, movement_id)"
+                " WHERE a.account_id = d.account_id RETURNING a.account_id, a.customer_id"
+            ).format(self.tables("accounts")),
+            columns(rows, 8),
+        )
+        return {row["account_id"]: row["customer_id"] for row in curs.fetchall()}
+
+    def write_cards(
+        self,
+        curs: Cursor[DictRow],
+        issued: dict[UUID, list[Any]],
+        changed: list[tuple[str, str | None, UUID]],
+    ) -> None:
+        if issued:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (card_id, code, customer_id, status, successor)"
+                    " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::uuid[], %s::text[],"
+                    " %s::text[]) ON CONFLICT (card_id) DO NOTHING"
+                ).format(self.tables("cards")),
+                columns([(card_id, *row) for card_id, row in issued.items()], 5),
+            )
+        if changed:
+            curs.executemany(
+                SQL(
+                    "UPDATE {} SET status = %s, successor = COALESCE(%s, successor)"
+                    " WHERE card_id = %s"
+                ).format(self.tables("cards")),
+                changed,
+            )
+
+
+def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as columns, for ``unnest`` of arrays."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+def add_movement(totals: AccountTotals, recorded: feed.MovementRecorded) -> None:
+    for transaction in recorded.derivation.transactions:
+        if transaction.kind is TransactionKind.POINTS:
+            points = int(transaction.amount)
+            if points > 0:
+                totals.earned += points
+            else:
+                totals.spent -= points
+    totals.points += recorded.derivation.points_delta
+    totals.credits += recorded.derivation.credits_delta
+    totals.movements += 1
+    totals.last_movement_at = recorded.movement.occurred_at
+    totals.last_movement_id = recorded.movement.movement_id
+
+
+def history_row(fact: Fact, recorded: feed.MovementRecorded) -> tuple[Any, ...]:
+    movement = recorded.movement
+    return (
+        fact.originator_id,
+        fact.originator_version,
+        movement.movement_id,
+        movement.type.value,
+        movement.card,
+        movement.occurred_at,
+        movement.location.path[-2] if movement.location else None,
+        movement.amount,
+        recorded.derivation.points_delta,
+        recorded.derivation.credits_delta,
+        recorded.points_after,
+        recorded.credits_after,
+        _encoder.encode(recorded.derivation.transactions).decode(),
+    )
+
+
+def card_change(body: Any) -> tuple[str, str | None]:
+    """A card's status after a block, unblock or replacement, and its successor."""
+    if isinstance(body, feed.CardBlocked):
+        return "blocked", None
+    if isinstance(body, feed.CardReplaced):
+        return "replaced", body.successor
+    return "active", None

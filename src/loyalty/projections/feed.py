@@ -1,0 +1,173 @@
+"""The read side's view of the event log: what projections are fed.
+
+Projections subscribe to the ledger through eventsourcing's own subscription machinery,
+but decode each stored event with :class:`FactMapper` rather than the write side's mapper:
+into a slim msgspec Struct holding only the fields read models use. Decoding skips the
+rest of the event (the derivation's evidence, allocations, receipt texts), which is most of
+its bytes, and never touches a personal field, so the read side needs no data key and can
+reveal nobody: a projection cannot store what it never decodes.
+"""
+
+from __future__ import annotations
+
+import typing
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from loyalty.commands.ledger import ledger_env
+from loyalty.domain.account import Account
+from loyalty.domain.card import Card
+from loyalty.domain.customer import Customer
+from loyalty.domain.movement import MovementType, TransactionKind
+from loyalty.settings import Settings
+
+
+class Line(msgspec.Struct, frozen=True):
+    sku: str
+    department: str
+    quantity: Decimal
+    amount: Decimal
+
+
+class Location(msgspec.Struct, frozen=True):
+    path: tuple[str, ...]
+    timezone: str
+
+
+class Movement(msgspec.Struct, frozen=True):
+    movement_id: str
+    type: MovementType
+    card: str
+    occurred_at: datetime
+    amount: Decimal
+    lines: tuple[Line, ...] = ()
+    location: Location | None = None
+
+
+class Transaction(msgspec.Struct, frozen=True):
+    kind: TransactionKind
+    amount: Decimal
+    promotion: str | None = None
+
+
+class Derivation(msgspec.Struct, frozen=True):
+    transactions: tuple[Transaction, ...]
+    points_delta: int = 0
+    credits_delta: Decimal = Decimal(0)
+    local_date: date | None = None
+
+
+class MovementRecorded(msgspec.Struct, frozen=True):
+    """``Account.MovementRecorded``: a movement on an account and what it derived."""
+
+    movement: Movement
+    derivation: Derivation
+    points_after: int
+    credits_after: Decimal
+    timestamp: datetime
+
+
+class AccountOpened(msgspec.Struct, frozen=True):
+    campaign_id: UUID
+    customer_id: UUID
+    timestamp: datetime
+
+
+class CardIssued(msgspec.Struct, frozen=True):
+    code: str
+    customer_id: UUID
+    timestamp: datetime
+
+
+class CardBlocked(msgspec.Struct, frozen=True):
+    timestamp: datetime
+
+
+class CardUnblocked(msgspec.Struct, frozen=True):
+    timestamp: datetime
+
+
+class CardReplaced(msgspec.Struct, frozen=True):
+    successor: str
+    timestamp: datetime
+
+
+class CustomerRegistered(msgspec.Struct, frozen=True):
+    """``Customer.Registered`` without its profile (personal, sealed)."""
+
+    signed_up_on: date
+    cards: tuple[str, ...]
+    timestamp: datetime
+
+
+class CustomerErased(msgspec.Struct, frozen=True):
+    timestamp: datetime
+
+
+def topic_of(event_class: type) -> str:
+    return f"{event_class.__module__}:{event_class.__qualname__}"
+
+
+FACTS: dict[str, type[Any]] = {
+    topic_of(Account.MovementRecorded): MovementRecorded,
+    topic_of(Account.Opened): AccountOpened,
+    topic_of(Card.Issued): CardIssued,
+    topic_of(Card.Blocked): CardBlocked,
+    topic_of(Card.Unblocked): CardUnblocked,
+    topic_of(Card.Replaced): CardReplaced,
+    topic_of(Customer.Registered): CustomerRegistered,
+    topic_of(Customer.Erased): CustomerErased,
+}
+"""The events the read side decodes, by stored topic, and the slim Struct of each."""
+
+_decoders = {topic: msgspec.json.Decoder(kind) for topic, kind in FACTS.items()}
+
+
+class Fact(typing.NamedTuple):
+    """One stored event as projections see it."""
+
+    originator_id: UUID
+    originator_version: int
+    body: Any
+    """One of the Structs of :data:`FACTS`."""
+
+
+class FactMapper(Mapper[UUID]):
+    """Decodes stored events into :class:`Fact`; the read side never writes events."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        raise TypeError("the read side does not write events")
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        decoder = _decoders.get(stored_event.topic)
+        if decoder is None:
+            raise TypeError(f"projections do not decode {stored_event.topic}")
+        return Fact(
+            UUID(str(stored_event.originator_id)),
+            stored_event.originator_version,
+            decoder.decode(stored_event.state),
+        )
+
+
+class LedgerFeed(Application[UUID]):
+    """The ledger's event log, read with :class:`FactMapper`.
+
+    Named like the ledger (``Ledger``), so that tracking records name the sequence they
+    follow. Constructed by eventsourcing's projection runner from :func:`feed_env`.
+    """
+
+    name = "Ledger"
+
+
+def feed_env(settings: Settings) -> dict[str, str]:
+    return {
+        **ledger_env(settings),
+        "MAPPER_TOPIC": f"{FactMapper.__module__}:{FactMapper.__qualname__}",
+        "POSTGRES_POOL_SIZE": "2",
+    }

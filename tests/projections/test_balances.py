@@ -1,0 +1,163 @@
+"""Balances and histories, followed from the log by the real runner, against the ledger."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from psycopg.sql import SQL, Identifier
+
+from loyalty.bootstrap import Services
+from loyalty.commands.admin import block_card
+from loyalty.domain import ids
+from loyalty.domain.account import Account
+from loyalty.projections.balances import Balances
+from loyalty.projections.runner import Tables, read_datastore, rebuild, running, wait_until
+from loyalty.settings import Settings
+from tests.builders import Clock, line, program, purchase, redemption, return_of
+
+
+@pytest.fixture
+def chain(services: Services, clock: Clock) -> Services:
+    services.applier.apply(program())
+    clock.advance(hours=2)
+    return services
+
+
+def head(settings: Settings) -> int:
+    with psycopg.connect(settings.conninfo()) as conn:
+        row = conn.execute(
+            SQL("SELECT max(notification_id) FROM {}.ledger_events").format(
+                Identifier(settings.pg_schema)
+            )
+        ).fetchone()
+    return int(row[0]) if row and row[0] else 0
+
+
+def rows(settings: Settings, table: str, order: str) -> list[dict[str, Any]]:
+    with psycopg.connect(settings.conninfo(), row_factory=dict_row) as conn:
+        generation = conn.execute(
+            SQL("SELECT generation FROM {}.projections WHERE name = 'balances'").format(
+                Identifier(settings.read_schema)
+            )
+        ).fetchone()
+        assert generation is not None
+        tables = Tables(settings.read_schema, "balances", generation["generation"])
+        return conn.execute(
+            SQL("SELECT * FROM {} ORDER BY " + order).format(tables(table))
+        ).fetchall()
+
+
+@contextmanager
+def caught_up(settings: Settings) -> Iterator[None]:
+    """The read models running, caught up with the whole log."""
+    datastore = read_datastore(settings)
+    with running(settings, [Balances], datastore):
+        assert wait_until(datastore, settings, Balances, head(settings), timeout=20)
+        yield
+    datastore.close()
+
+
+def test_balances_follow_the_ledger_account_by_account(chain: Services, settings: Settings) -> None:
+    chain.desk.post([purchase("r1", line("BREAD", "12.50")), purchase("r2", card="C2")])
+    chain.desk.post([return_of("r3", "r1", line("BREAD", "12.50")), purchase("r4")])
+    (redeemed,) = chain.desk.post([redemption("r5", card="C2")])
+    assert redeemed.status == 201, redeemed  # type: ignore[union-attr]
+    block_card(chain.ledger, "C3", "lost")
+
+    with caught_up(settings):
+        accounts = rows(settings, "accounts", "account_id")
+        history = rows(settings, "history", "occurred_at, movement_id")
+        cards = rows(settings, "cards", "code")
+
+    ledger = {
+        a.id: a
+        for a in chain.ledger.load_all(
+            ids.account_id(ids.campaign_id("club"), ids.customer_id_for_card(card))
+            for card in ("C1", "C2")
+        ).values()
+        if isinstance(a, Account)
+    }
+    assert {(r["account_id"], r["points"], r["credits"]) for r in accounts} == {
+        (a.id, a.points, a.credits) for a in ledger.values()
+    }
+    assert all(r["earned"] - r["spent"] == r["points"] for r in accounts)
+    assert [h["movement_id"] for h in history] == ["r1", "r2", "r3", "r4", "r5"]
+    assert [h["points_after"] for h in history if h["card"] == "C1"] == [12, 0, 10]
+    assert [h["points_after"] for h in history if h["card"] == "C2"] == [10, 0]
+    assert {c["code"]: c["status"] for c in cards} == {
+        "C1": "active",
+        "C2": "active",
+        "C3": "blocked",
+    }
+    assert Decimal(history[0]["amount"]) == Decimal("12.50")
+
+
+def snapshot(settings: Settings) -> tuple[list[dict[str, Any]], ...]:
+    return tuple(
+        rows(settings, table, order)
+        for table, order in (
+            ("accounts", "account_id"),
+            ("cards", "code"),
+            ("history", "account_id, version"),
+        )
+    )
+
+
+def test_a_rebuild_swaps_in_exactly_what_incremental_processing_built(
+    chain: Services, settings: Settings
+) -> None:
+    chain.desk.post([purchase("r1", line("BREAD", "12.50")), purchase("r2", card="C2")])
+    with caught_up(settings):
+        chain.desk.post([return_of("r3", "r1", line("BREAD", "12.50")), purchase("r4")])
+        waiting = read_datastore(settings)
+        assert wait_until(waiting, settings, Balances, head(settings), 20)
+        waiting.close()
+    incremental = snapshot(settings)
+
+    datastore = read_datastore(settings)
+    generation = rebuild(settings, Balances, datastore)
+    datastore.close()
+
+    assert generation == 2
+    assert snapshot(settings) == incremental
+
+
+class Crashing(Balances):
+    """Balances that fail once, half-way through a batch, as a process killed mid-write."""
+
+    name = "balances"
+    crashed = False
+
+    def apply(self, curs: Any, facts: Any) -> None:
+        super().apply(curs, facts)
+        if not Crashing.crashed:
+            Crashing.crashed = True
+            raise RuntimeError("killed")
+
+
+def test_a_batch_that_fails_is_applied_once_when_the_runner_starts_again(
+    chain: Services, settings: Settings
+) -> None:
+    chain.desk.post([purchase("r1"), purchase("r2", card="C2"), purchase("r3")])
+    datastore = read_datastore(settings)
+    with (
+        pytest.raises(RuntimeError, match="killed"),
+        running(settings, [Crashing], datastore) as check,
+    ):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            check()
+            time.sleep(0.02)
+    datastore.close()
+    with caught_up(settings):
+        accounts = rows(settings, "accounts", "account_id")
+
+    assert Crashing.crashed
+    assert sorted((r["movements"], r["points"]) for r in accounts) == [(1, 10), (2, 20)]
