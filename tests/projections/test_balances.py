@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.rows import dict_row
-from psycopg.sql import SQL, Identifier
 
 from loyalty.bootstrap import Services
 from loyalty.commands.admin import block_card
 from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.projections.balances import Balances
-from loyalty.projections.runner import Tables, read_datastore, rebuild, running, wait_until
+from loyalty.projections.runner import read_datastore, rebuild, running, wait_until
 from loyalty.settings import Settings
 from tests.builders import Clock, line, program, purchase, redemption, return_of
+from tests.projections.reading import caught_up, head, rows
 
 
 @pytest.fixture
@@ -30,38 +26,8 @@ def chain(services: Services, clock: Clock) -> Services:
     return services
 
 
-def head(settings: Settings) -> int:
-    with psycopg.connect(settings.conninfo()) as conn:
-        row = conn.execute(
-            SQL("SELECT max(notification_id) FROM {}.ledger_events").format(
-                Identifier(settings.pg_schema)
-            )
-        ).fetchone()
-    return int(row[0]) if row and row[0] else 0
-
-
-def rows(settings: Settings, table: str, order: str) -> list[dict[str, Any]]:
-    with psycopg.connect(settings.conninfo(), row_factory=dict_row) as conn:
-        generation = conn.execute(
-            SQL("SELECT generation FROM {}.projections WHERE name = 'balances'").format(
-                Identifier(settings.read_schema)
-            )
-        ).fetchone()
-        assert generation is not None
-        tables = Tables(settings.read_schema, "balances", generation["generation"])
-        return conn.execute(
-            SQL("SELECT * FROM {} ORDER BY " + order).format(tables(table))
-        ).fetchall()
-
-
-@contextmanager
-def caught_up(settings: Settings) -> Iterator[None]:
-    """The read models running, caught up with the whole log."""
-    datastore = read_datastore(settings)
-    with running(settings, [Balances], datastore):
-        assert wait_until(datastore, settings, Balances, head(settings), timeout=20)
-        yield
-    datastore.close()
+def balances(settings: Settings, table: str, order: str) -> list[dict[str, Any]]:
+    return rows(settings, "balances", table, order)
 
 
 def test_balances_follow_the_ledger_account_by_account(chain: Services, settings: Settings) -> None:
@@ -71,10 +37,10 @@ def test_balances_follow_the_ledger_account_by_account(chain: Services, settings
     assert redeemed.status == 201, redeemed  # type: ignore[union-attr]
     block_card(chain.ledger, "C3", "lost")
 
-    with caught_up(settings):
-        accounts = rows(settings, "accounts", "account_id")
-        history = rows(settings, "history", "occurred_at, movement_id")
-        cards = rows(settings, "cards", "code")
+    with caught_up(settings, [Balances]):
+        accounts = balances(settings, "accounts", "account_id")
+        history = balances(settings, "history", "occurred_at, movement_id")
+        cards = balances(settings, "cards", "code")
 
     ledger = {
         a.id: a
@@ -101,7 +67,7 @@ def test_balances_follow_the_ledger_account_by_account(chain: Services, settings
 
 def snapshot(settings: Settings) -> tuple[list[dict[str, Any]], ...]:
     return tuple(
-        rows(settings, table, order)
+        balances(settings, table, order)
         for table, order in (
             ("accounts", "account_id"),
             ("cards", "code"),
@@ -114,7 +80,7 @@ def test_a_rebuild_swaps_in_exactly_what_incremental_processing_built(
     chain: Services, settings: Settings
 ) -> None:
     chain.desk.post([purchase("r1", line("BREAD", "12.50")), purchase("r2", card="C2")])
-    with caught_up(settings):
+    with caught_up(settings, [Balances]):
         chain.desk.post([return_of("r3", "r1", line("BREAD", "12.50")), purchase("r4")])
         waiting = read_datastore(settings)
         assert wait_until(waiting, settings, Balances, head(settings), 20)
@@ -156,8 +122,8 @@ def test_a_batch_that_fails_is_applied_once_when_the_runner_starts_again(
             check()
             time.sleep(0.02)
     datastore.close()
-    with caught_up(settings):
-        accounts = rows(settings, "accounts", "account_id")
+    with caught_up(settings, [Balances]):
+        accounts = balances(settings, "accounts", "account_id")
 
     assert Crashing.crashed
     assert sorted((r["movements"], r["points"]) for r in accounts) == [(1, 10), (2, 20)]

@@ -1,0 +1,180 @@
+"""The revenue cube: what each movement sold, where, when and to whom.
+
+Two fact tables, at the grain of the movement and of its lines, each keyed by the account
+event that recorded it:
+
+- ``sales``: local day and hour (in the store's time zone), store and terminal codes,
+  customer and card, revenue (a purchase's amount, minus a return's), receipts (1 per
+  purchase), items (quantities, minus returned ones), points issued and redeemed;
+- ``lines``: local day, store, customer, SKU, department, quantity and amount (negative
+  for a return).
+
+Queries group them by any interval and dimension (:mod:`loyalty.projections.analytics`);
+the network tree's levels roll stores up at query time, from the tree as it stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from loyalty.domain.account import Account
+from loyalty.domain.movement import MovementType, TransactionKind
+from loyalty.projections import feed
+from loyalty.projections.feed import Fact, topic_of
+from loyalty.projections.runner import ReadModel
+
+TABLES = (
+    "CREATE TABLE IF NOT EXISTS {sales} ("
+    " account_id uuid NOT NULL, version bigint NOT NULL, customer_id uuid NOT NULL,"
+    " card text NOT NULL, store text NOT NULL, terminal text NOT NULL, day date NOT NULL,"
+    " hour smallint NOT NULL, type text NOT NULL, revenue numeric NOT NULL,"
+    " receipts integer NOT NULL, items numeric NOT NULL, points_issued bigint NOT NULL,"
+    " points_redeemed bigint NOT NULL, PRIMARY KEY (account_id, version))",
+    "CREATE INDEX IF NOT EXISTS {sales_day} ON {sales} (day, store)",
+    "CREATE INDEX IF NOT EXISTS {sales_customer} ON {sales} (customer_id, day)",
+    "CREATE TABLE IF NOT EXISTS {lines} ("
+    " account_id uuid NOT NULL, version bigint NOT NULL, line smallint NOT NULL,"
+    " customer_id uuid NOT NULL, store text NOT NULL, day date NOT NULL, sku text NOT NULL,"
+    " department text NOT NULL, quantity numeric NOT NULL, amount numeric NOT NULL,"
+    " PRIMARY KEY (account_id, version, line))",
+    "CREATE INDEX IF NOT EXISTS {lines_day} ON {lines} (day, store)",
+    "CREATE TABLE IF NOT EXISTS {owners} (account_id uuid PRIMARY KEY, customer_id uuid NOT NULL)",
+)
+
+SIGN = {MovementType.PURCHASE: 1, MovementType.RETURN: -1}
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local(at: datetime, timezone: str) -> datetime:
+    return at.astimezone(zone(timezone))
+
+
+class Revenue(ReadModel):
+    name = "revenue"
+    topics = (topic_of(Account.Opened), topic_of(Account.MovementRecorded))
+
+    def create(self, curs: Cursor[DictRow]) -> None:
+        names = {t: self.tables(t) for t in ("sales", "lines", "owners")} | {
+            index: Identifier(self.tables.prefix() + index)
+            for index in ("sales_day", "sales_customer", "lines_day")
+        }
+        for statement in TABLES:
+            curs.execute(SQL(statement).format(**names))
+
+    def apply(self, curs: Cursor[DictRow], facts: Sequence[Fact]) -> None:
+        owners = {
+            f.originator_id: f.body.customer_id
+            for f in facts
+            if isinstance(f.body, feed.AccountOpened)
+        }
+        if owners:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} SELECT * FROM unnest(%s::uuid[], %s::uuid[])"
+                    " ON CONFLICT DO NOTHING"
+                ).format(self.tables("owners")),
+                (list(owners), list(owners.values())),
+            )
+        recorded = [
+            f
+            for f in facts
+            if isinstance(f.body, feed.MovementRecorded) and f.body.movement.location is not None
+        ]
+        missing = list({f.originator_id for f in recorded} - owners.keys())
+        if missing:
+            curs.execute(
+                SQL("SELECT account_id, customer_id FROM {} WHERE account_id = ANY(%s)").format(
+                    self.tables("owners")
+                ),
+                (missing,),
+            )
+            owners |= {row["account_id"]: row["customer_id"] for row in curs.fetchall()}
+        sales = [sale_row(f, owners[f.originator_id]) for f in recorded]
+        lines = [row for f in recorded for row in line_rows(f, owners[f.originator_id])]
+        with curs.copy(
+            SQL(
+                "COPY {} (account_id, version, customer_id, card, store, terminal, day, hour,"
+                " type, revenue, receipts, items, points_issued, points_redeemed) FROM STDIN"
+            ).format(self.tables("sales"))
+        ) as copy:
+            for row in sales:
+                copy.write_row(row)
+        with curs.copy(
+            SQL(
+                "COPY {} (account_id, version, line, customer_id, store, day, sku, department,"
+                " quantity, amount) FROM STDIN"
+            ).format(self.tables("lines"))
+        ) as copy:
+            for row in lines:
+                copy.write_row(row)
+
+
+def sale_row(fact: Fact, customer_id: Any) -> tuple[Any, ...]:
+    recorded: feed.MovementRecorded = fact.body
+    movement = recorded.movement
+    assert movement.location is not None
+    at = local(movement.occurred_at, movement.location.timezone)
+    sign = SIGN.get(movement.type, 0)
+    issued = redeemed = 0
+    for transaction in recorded.derivation.transactions:
+        if transaction.kind is TransactionKind.POINTS:
+            points = int(transaction.amount)
+            if points > 0:
+                issued += points
+            else:
+                redeemed -= points
+    return (
+        fact.originator_id,
+        fact.originator_version,
+        customer_id,
+        movement.card,
+        movement.location.path[-2],
+        movement.location.path[-1],
+        at.date(),
+        at.hour,
+        movement.type.value,
+        sign * movement.amount,
+        1 if movement.type is MovementType.PURCHASE else 0,
+        sign * sum((line.quantity for line in movement.lines), Decimal(0)),
+        issued,
+        redeemed,
+    )
+
+
+def line_rows(fact: Fact, customer_id: Any) -> list[tuple[Any, ...]]:
+    recorded: feed.MovementRecorded = fact.body
+    movement = recorded.movement
+    sign = SIGN.get(movement.type, 0)
+    if not sign:
+        return []
+    assert movement.location is not None
+    day = local(movement.occurred_at, movement.location.timezone).date()
+    store = movement.location.path[-2]
+    return [
+        (
+            fact.originator_id,
+            fact.originator_version,
+            index,
+            customer_id,
+            store,
+            day,
+            line.sku,
+            line.department,
+            sign * line.quantity,
+            sign * line.amount,
+        )
+        for index, line in enumerate(movement.lines)
+    ]

@@ -1,0 +1,150 @@
+"""The revenue cube and its queries, each figure checked against a calculation of its own
+on the movements the test posted."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from loyalty.bootstrap import Services
+from loyalty.commands.schemas import PostMovement
+from loyalty.projections.analytics import Comparison, Dimension, Grain, RevenueQuery, revenue
+from loyalty.projections.revenue import Revenue
+from loyalty.settings import Settings
+from tests.builders import START, Clock, line, program, purchase, return_of
+from tests.projections.reading import caught_up, serving
+
+STORES = {"s1": "north", "s2": "north", "s3": "south"}
+JUNE = (date(2026, 6, 1), date(2026, 6, 30))
+JULY = (date(2026, 7, 1), date(2026, 7, 31))
+
+
+def sales() -> list[PostMovement]:
+    """Purchases in June and July at three stores, one partly returned in July."""
+    june, july = START + timedelta(hours=3), START + timedelta(days=35)
+    return [
+        purchase("a1", line("BREAD", "10.00"), line("WINE", "25.50", department="drinks"), at=june),
+        purchase("a2", line("MILK", "3.20", quantity="2"), card="C2", terminal="t2", at=june),
+        purchase(
+            "a3", line("WINE", "12.90", department="drinks"), card="C3", terminal="t3", at=june
+        ),
+        purchase("b1", line("BREAD", "30.00"), card="C2", at=july),
+        return_of("b2", "a1", line("WINE", "25.50", department="drinks"), at=july),
+    ]
+
+
+@pytest.fixture
+def posted(services: Services, clock: Clock, settings: Settings) -> list[PostMovement]:
+    services.applier.apply(program())
+    clock.advance(hours=2)
+    movements = sales()
+    for movement in movements:
+        clock.now = max(clock.now, movement.occurred_at + timedelta(minutes=1))
+        (outcome,) = services.desk.post([movement])
+        assert outcome.status == 201, outcome  # type: ignore[union-attr]
+    return movements
+
+
+def expected_by_store_and_month(movements: list[PostMovement]) -> dict[tuple[date, str], Decimal]:
+    """Revenue per (month, store), computed from the movements themselves."""
+    found: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
+    for movement in movements:
+        store = "s" + movement.terminal[1:]
+        month = movement.occurred_at.date().replace(day=1)
+        sign = -1 if movement.type == "return" else 1
+        found[(month, store)] += sign * movement.amount
+    return dict(found)
+
+
+def ask(settings: Settings, query: RevenueQuery, stores: dict[str, str] | None = None) -> list:
+    with psycopg.connect(settings.conninfo(), row_factory=dict_row) as conn, conn.cursor() as curs:
+        return revenue(curs, serving(settings, "revenue"), query, stores or STORES_AS_THEMSELVES)
+
+
+STORES_AS_THEMSELVES = {store: store for store in STORES}
+
+
+def test_revenue_per_store_per_month_matches_the_movements(
+    posted: list[PostMovement], settings: Settings
+) -> None:
+    with caught_up(settings, [Revenue]):
+        found = ask(
+            settings,
+            RevenueQuery(first=JUNE[0], last=JULY[1], grain=Grain.MONTH, by=(Dimension.STORE,)),
+        )
+
+    assert {(r.period, r.group["store"]): r.figures.revenue for r in found} == (
+        expected_by_store_and_month(posted)
+    )
+    june_s1 = next(r for r in found if r.period == JUNE[0] and r.group["store"] == "s1")
+    assert (june_s1.figures.receipts, june_s1.figures.items) == (1, Decimal(2))
+    assert june_s1.figures.average_receipt == Decimal("35.50")
+    assert june_s1.figures.points_issued == 35
+
+
+def test_stores_roll_up_to_the_nodes_they_are_reported_under(
+    posted: list[PostMovement], settings: Settings
+) -> None:
+    with caught_up(settings, [Revenue]):
+        found = ask(
+            settings,
+            RevenueQuery(first=JUNE[0], last=JULY[1], grain=Grain.TOTAL, by=(Dimension.NODE,)),
+            STORES,
+        )
+        scoped = ask(
+            settings, RevenueQuery(first=JUNE[0], last=JULY[1], grain=Grain.TOTAL), {"s3": "s3"}
+        )
+
+    assert {r.group["node"]: r.figures.revenue for r in found} == {
+        "north": Decimal("10.00")
+        + Decimal("25.50")
+        + Decimal("3.20")
+        + Decimal("30.00")
+        - Decimal("25.50"),
+        "south": Decimal("12.90"),
+    }
+    assert {r.group["node"]: r.figures.customers for r in found} == {"north": 2, "south": 1}
+    assert [r.figures.revenue for r in scoped] == [Decimal("12.90")]
+
+
+def test_a_period_is_compared_with_the_one_before(
+    posted: list[PostMovement], settings: Settings
+) -> None:
+    with caught_up(settings, [Revenue]):
+        (july,) = ask(
+            settings,
+            RevenueQuery(
+                first=JULY[0], last=JULY[1], grain=Grain.TOTAL, compare=Comparison.PREVIOUS
+            ),
+        )
+
+    june_total = Decimal("10.00") + Decimal("25.50") + Decimal("3.20") + Decimal("12.90")
+    july_total = Decimal("30.00") - Decimal("25.50")
+    assert july.figures.revenue == july_total
+    assert july.compared is not None and july.compared.revenue == june_total
+    assert july.delta is not None and july.delta.revenue == july_total - june_total
+    assert july.delta.revenue_pct == ((july_total - june_total) * 100 / june_total).quantize(
+        Decimal("0.01")
+    )
+
+
+def test_departments_are_figured_from_the_lines(
+    posted: list[PostMovement], settings: Settings
+) -> None:
+    with caught_up(settings, [Revenue]):
+        found = ask(
+            settings,
+            RevenueQuery(
+                first=JUNE[0], last=JULY[1], grain=Grain.TOTAL, by=(Dimension.DEPARTMENT,)
+            ),
+        )
+
+    assert {r.group["department"]: r.figures.revenue for r in found} == {
+        "grocery": Decimal("10.00") + Decimal("3.20") + Decimal("30.00"),
+        "drinks": Decimal("25.50") + Decimal("12.90") - Decimal("25.50"),
+    }
