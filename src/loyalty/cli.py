@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import secrets
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -14,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -21,9 +24,12 @@ from loyalty.adapters.migrations import apply_migrations
 from loyalty.bootstrap import Services, build_services
 from loyalty.commands.ingest import IngestSummary
 from loyalty.domain.consent import Purpose
-from loyalty.domain.errors import LoyaltyError, WeakPassword
+from loyalty.domain.errors import LoyaltyError, UnknownProjection, WeakPassword
 from loyalty.domain.operator import Operator, Role
 from loyalty.settings import Settings
+
+if TYPE_CHECKING:
+    from loyalty.projections.runner import ReadModel
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -82,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--movement-id", help="idempotency key (default: a new UUID)")
     cmd.set_defaults(handler=adjust)
 
+    add_projection_commands(
+        commands.add_parser("projections", help="run, watch and rebuild the read models")
+    )
     add_operator_commands(commands.add_parser("operator", help="manage operators"))
     add_audit_commands(commands.add_parser("audit", help="check the event log (auditors)"))
     add_privacy_commands(
@@ -123,6 +132,20 @@ def add_privacy_commands(parser: argparse.ArgumentParser) -> None:
         " LOYALTY_PREVIOUS_MASTER_KEY)",
     )
     cmd.set_defaults(handler=privacy_rotate)
+
+
+def add_projection_commands(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    cmd = actions.add_parser("run", help="follow the log and keep every read model up to date")
+    cmd.set_defaults(handler=projections_run)
+    cmd = actions.add_parser("status", help="each read model's position, lag and rate")
+    cmd.add_argument("--json", action="store_true", help="print JSON lines")
+    cmd.set_defaults(handler=projections_status)
+    cmd = actions.add_parser(
+        "rebuild", help="build a read model again from zero and swap it in when caught up"
+    )
+    cmd.add_argument("name")
+    cmd.set_defaults(handler=projections_rebuild)
 
 
 def add_audit_commands(parser: argparse.ArgumentParser) -> None:
@@ -197,6 +220,84 @@ def with_services(settings: Settings, work: Callable[[Services], int]) -> int:
 def migrate(_: argparse.Namespace, settings: Settings) -> int:
     applied = apply_migrations(settings)
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none missing'}")
+    return 0
+
+
+def read_model(name: str) -> type[ReadModel]:
+    from loyalty.projections.models import READ_MODELS
+
+    if name not in READ_MODELS:
+        known = ", ".join(sorted(READ_MODELS))
+        raise UnknownProjection(
+            f"no read model is called {name} (there are: {known})", projection=name
+        )
+    return READ_MODELS[name]
+
+
+def projections_run(_: argparse.Namespace, settings: Settings) -> int:
+    """Runs until interrupted (SIGINT or SIGTERM), then applies what it holds and stops."""
+    from loyalty.projections.models import READ_MODELS
+    from loyalty.projections.runner import read_datastore, running
+
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    datastore = read_datastore(settings, pool_size=2 * len(READ_MODELS))
+    try:
+        with running(settings, list(READ_MODELS.values()), datastore) as check:
+            print(f"following the log for {', '.join(READ_MODELS)}", file=sys.stderr)
+            while not stopping.wait(0.5):
+                check()
+    finally:
+        datastore.close()
+    return 0
+
+
+def projections_status(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.projections.models import READ_MODELS
+    from loyalty.projections.runner import read_datastore, status_of
+
+    datastore = read_datastore(settings)
+    try:
+        found = [status_of(settings, datastore, model) for model in READ_MODELS.values()]
+    finally:
+        datastore.close()
+    if args.json:
+        for status in found:
+            print(msgspec.json.encode(status).decode())
+        return 0
+    print(
+        f"{'read model':<12} {'gen':>4} {'position':>10} {'lag (events)':>13}"
+        f" {'lag (s)':>8} {'rate/s':>9}"
+    )
+    for s in found:
+        print(
+            f"{s.name:<12} {s.generation:>4} {s.position:>10} {s.lag_events:>13}"
+            f" {s.lag_seconds:>8.1f} {s.rate:>9.0f}"
+            + (f"  (rebuilding generation {s.building})" if s.building else "")
+        )
+    return 0
+
+
+def projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from loyalty.projections.runner import read_datastore, rebuild
+
+    model = read_model(args.name)
+    started = time.monotonic()
+    datastore = read_datastore(settings)
+
+    def show(position: int, head: int) -> None:
+        print(f"\r{model.name}: {position:,} of {head:,}", end="", file=sys.stderr, flush=True)
+
+    try:
+        generation = rebuild(settings, model, datastore, show)
+    finally:
+        datastore.close()
+    print(
+        f"\n{model.name}: generation {generation} serves reads"
+        f" (rebuilt in {time.monotonic() - started:.1f} s)",
+        file=sys.stderr,
+    )
     return 0
 
 

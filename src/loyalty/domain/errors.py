@@ -9,6 +9,7 @@ Error tree::
     │   ├── UnknownCampaign / UnknownPromotion / UnknownCluster / UnknownCustomer
     │   ├── UnknownOperator / UnknownApiClient / UnknownApiKey
     │   ├── UnknownProduct / UnknownPrize / UnknownRedemption
+    │   ├── UnknownProjection / UnknownRfmRun                 read side
     │   └── UnknownOriginalMovement
     ├── ConflictError             (409)
     │   ├── IdempotencyConflict   same movement id, different body
@@ -33,7 +34,9 @@ Error tree::
         ├── CycleInNetwork / InvalidNetworkPlacement
         ├── PreviewDatePassed   a cluster's size asked for a day gone by
         ├── WeakPassword / InvalidUsername / InvalidScope   operators
+        ├── InvalidQuery / InvalidRfmParameters               analytics
         └── InvalidProgram        a program definition that cannot be applied
+    NotCaughtUp                   (503)  a read model did not reach a position in time
 """
 
 from __future__ import annotations
@@ -237,3 +240,28 @@ class CustomerErased(ConflictError):
     """An erased customer's data cannot be written again, nor the customer changed."""
 
     code = "customer_erased"
+
+
+class UnknownProjection(NotFoundError):
+    code = "unknown_projection"
+
+
+class UnknownRfmRun(NotFoundError):
+    code = "unknown_rfm_run"
+
+
+class InvalidQuery(RuleViolation):
+    """An analytics query that cannot be answered as asked (interval, dimensions…)."""
+
+    code = "invalid_query"
+
+
+class InvalidRfmParameters(RuleViolation):
+    code = "invalid_rfm_parameters"
+
+
+class NotCaughtUp(LoyaltyError):
+    """A read asked to wait for a position its read model did not reach in time."""
+
+    status = 503
+    code = "not_caught_up"

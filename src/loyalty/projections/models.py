@@ -1,0 +1,9 @@
+"""Every read model the read side keeps, by name."""
+
+from __future__ import annotations
+
+from loyalty.projections.balances import Balances
+from loyalty.projections.revenue import Revenue
+from loyalty.projections.runner import ReadModel
+
+READ_MODELS: dict[str, type[ReadModel]] = {model.name: model for model in (Balances, Revenue)}
