@@ -58,6 +58,10 @@ variable                           meaning                                      
 ``LOYALTY_MONGO_URL``               the MongoDB server of ``mongodb``           (empty)
 ``LOYALTY_READ_WAIT_S``             longest an analytics read waits for a       ``5``
                                    position it asks for (read-your-writes)
+``LOYALTY_RFM_INTERVAL_H``          how often the server recomputes RFM with    ``24``
+                                   the saved parameters (0: on demand only)
+``LOYALTY_CLUSTER_INTERVAL_H``      how often the server re-evaluates dynamic   ``24``
+                                   clusters' members (0: on demand only)
 =================================  ===========================================  ==================
 """
 
@@ -106,6 +110,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     document_store: str = "postgres"
     mongo_url: str = ""
     read_wait_s: float = 5.0
+    rfm_interval_h: int = 24
+    cluster_interval_h: int = 24
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from loyalty.api.access import GRANTS, Action
+from loyalty.api.access import FAMILY, GRANTS, Action
+from loyalty.domain.apiclient import ApiFamily
 from loyalty.domain.operator import Role
 from loyalty.settings import Settings
 from tests.api.people import bearer, staffed_client
@@ -106,6 +107,8 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("GET", "/api/v1/audit/public-key"): Action.AUDIT_LOG,
     ("POST", "/api/v1/audit/replay"): Action.AUDIT_LOG,
     ("POST", "/api/v1/customers/{card}/contacts"): Action.CHANGE_CUSTOMERS,
+    ("GET", "/api/v1/analytics/revenue"): Action.READ_ANALYTICS,
+    ("GET", "/api/v1/analytics/status"): Action.READ_ANALYTICS,
 }
 PATH_VALUES = {
     "card": "C1",
@@ -140,10 +143,8 @@ def expected(rule: str | Action, caller: str) -> str:
     if rule == OPERATORS_ONLY:
         return "refused" if caller == "erp" else "through"
     assert isinstance(rule, Action)
-    if caller == "erp":
-        return (
-            "refused"  # an analytics client reaches no Backoffice, Customer, Product or Prize route
-        )
+    if caller == "erp":  # an API client of the analytics family: that family's routes only
+        return "through" if FAMILY[rule] is ApiFamily.ANALYTICS else "refused"
     return "through" if rule in GRANTS[ROLES[caller]] else "refused"
 
 

@@ -54,6 +54,9 @@ class Action(StrEnum):
     REDEEM_PRIZES = "redeem_prizes"
     MANAGE_PRIVACY = "manage_privacy"
     AUDIT_LOG = "audit_log"
+    READ_ANALYTICS = "read_analytics"
+    RUN_ANALYTICS = "run_analytics"
+    """Recompute RFM runs and cluster memberships, change their settings."""
 
 
 FAMILY = {
@@ -78,6 +81,8 @@ FAMILY = {
     Action.REDEEM_PRIZES: ApiFamily.PRIZE,
     Action.MANAGE_PRIVACY: ApiFamily.BACKOFFICE,
     Action.AUDIT_LOG: ApiFamily.AUDIT,
+    Action.READ_ANALYTICS: ApiFamily.ANALYTICS,
+    Action.RUN_ANALYTICS: ApiFamily.ANALYTICS,
 }
 
 GRANTS: dict[Role | None, frozenset[Action]] = {
@@ -100,6 +105,8 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.READ_PRIZES,
             Action.MANAGE_PRIZES,
             Action.REDEEM_PRIZES,
+            Action.READ_ANALYTICS,
+            Action.RUN_ANALYTICS,
         }
     ),
     Role.DISTRIBUTOR_MANAGER: frozenset(
@@ -116,6 +123,7 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.READ_PRODUCTS,
             Action.READ_PRIZES,
             Action.REDEEM_PRIZES,
+            Action.READ_ANALYTICS,
         }
     ),
     Role.STORE_MANAGER: frozenset(
@@ -131,6 +139,7 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.READ_PRODUCTS,
             Action.READ_PRIZES,
             Action.REDEEM_PRIZES,
+            Action.READ_ANALYTICS,
         }
     ),
     Role.AUDITOR: frozenset({Action.AUDIT_LOG}),
@@ -146,6 +155,8 @@ GRANTS: dict[Role | None, frozenset[Action]] = {
             Action.READ_PRIZES,
             Action.REDEEM_PRIZES,
             Action.AUDIT_LOG,
+            Action.READ_ANALYTICS,
+            Action.RUN_ANALYTICS,
         }
     ),
 }

@@ -7,6 +7,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from loyalty import __version__
+from loyalty.api.analytics.revenue import AnalyticsRevenueController
 from loyalty.api.audit import AuditController
 from loyalty.api.auth import AuthController
 from loyalty.api.campaigns import CampaignsController
@@ -61,6 +62,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             PrivacyController,
             PolicyController,
             AuditController,
+            AnalyticsRevenueController,
             TerminalController,
             health,
         ],

@@ -25,7 +25,7 @@ from loyalty.api.access import (
     requires,
 )
 from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
-from loyalty.api.terminal import receipt_in_language
+from loyalty.api.terminal import answer_headers, receipt_in_language
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.movements import MovementDesk, Recorded
 from loyalty.commands.prizes import (
@@ -90,7 +90,7 @@ def answer(
         body,  # type: ignore[arg-type]
         status_code=outcome.status,
         media_type=JSON,
-        headers={"Content-Language": locale},
+        headers=answer_headers(locale, outcome),
     )
 
 

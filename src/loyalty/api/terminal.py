@@ -85,6 +85,18 @@ def receipt_in_language(request: Request[object, object, State], body: bytes) ->
     return localised_receipt(body, messages, program.promotion_messages), locale
 
 
+POSITION_HEADER = "Ledger-Position"
+"""The log position holding a newly recorded movement: an Analytics read given it as
+``position`` waits until its figures include the movement (read-your-writes)."""
+
+
+def answer_headers(locale: str, recorded: Recorded) -> dict[str, str]:
+    headers = {"Content-Language": locale}
+    if recorded.position is not None:
+        headers[POSITION_HEADER] = str(recorded.position)
+    return headers
+
+
 def writer_of(state: State) -> GroupCommitWriter:
     writer: GroupCommitWriter = state.services.writer
     return writer
@@ -117,7 +129,7 @@ class TerminalController(Controller):
             body,  # type: ignore[arg-type]
             status_code=recorded.status,
             media_type=JSON,
-            headers={"Content-Language": locale},
+            headers=answer_headers(locale, recorded),
         )
 
     @get("/cards/{card:str}", operation_id="getCard", summary="A card's balance and status")

@@ -66,15 +66,17 @@ class Ledger(Application[UUID]):
         self.keys.close()
         super().close()
 
-    def record_movements(self, events: Sequence[Any], movement_keys: Sequence[MovementKey]) -> None:
+    def record_movements(
+        self, events: Sequence[Any], movement_keys: Sequence[MovementKey]
+    ) -> list[int]:
         """Stores the events of a group of movements with their idempotency records.
 
         The lean twin of :meth:`Application.save` for the hot path (no snapshots, no
         repository cache, no program streams): one statement, one round trip. The events
-        were collected from their aggregates by the caller.
+        were collected from their aggregates by the caller. Returns their notification ids.
         """
         stored = [self.mapper.to_stored_event(event) for event in events]
-        self.ledger_recorder.append_movements(stored, movement_keys)
+        return self.ledger_recorder.append_movements(stored, movement_keys)
 
     def query(self, statement: Any, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         """Runs one read statement on the event store's pool; returns its rows as tuples."""

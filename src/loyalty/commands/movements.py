@@ -76,10 +76,12 @@ _encoder = msgspec.json.Encoder()
 
 
 class Recorded(NamedTuple):
-    """A movement's answer: 201 when first recorded, 200 for a retry; the receipt's JSON."""
+    """A movement's answer: 201 when first recorded, 200 for a retry; the receipt's JSON;
+    for a first recording, the log position that holds it (read-your-writes)."""
 
     status: int
     body: bytes
+    position: int | None = None
 
 
 Outcome = Recorded | LoyaltyError
@@ -388,9 +390,15 @@ class Group:
             self.desk.cache.put(aggregate)
 
     def append(self) -> None:
-        """Writes the group in one statement."""
-        if self.events:
-            self.desk.ledger.record_movements(self.events, self.keys)
+        """Writes the group in one statement; each movement it recorded learns the log
+        position that holds the whole group."""
+        if not self.events:
+            return
+        position = max(self.desk.ledger.record_movements(self.events, self.keys))
+        self.outcomes = [
+            o._replace(position=position) if isinstance(o, Recorded) and o.status == 201 else o
+            for o in self.outcomes
+        ]
 
     def forget(self) -> None:
         """Drops every aggregate the group read from the cache: some may hold events that

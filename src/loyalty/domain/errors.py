@@ -16,7 +16,8 @@ Error tree::
     │   ├── DuplicateCode         a code already used in its namespace
     │   ├── ConcurrentUpdate      the stream moved on while we decided
     │   ├── AlreadyEnrolled       a second factor is already enrolled
-    │   └── CustomerErased        an erased customer cannot be changed
+    │   ├── CustomerErased        an erased customer cannot be changed
+    │   └── ClusterFrozen         a static cluster's version is evaluated once
     ├── AuthenticationFailed      (401)
     ├── TooManyAttempts           (429)  sign-ins throttled or locked out
     ├── Forbidden                 (403)
@@ -33,8 +34,9 @@ Error tree::
         ├── InvalidPrize / PrizeNotAvailable / OutOfStock / AlreadyCancelled   prizes
         ├── CycleInNetwork / InvalidNetworkPlacement
         ├── PreviewDatePassed   a cluster's size asked for a day gone by
+        ├── ClusterNotInForce   no version of the cluster is in force on the day
         ├── WeakPassword / InvalidUsername / InvalidScope   operators
-        ├── InvalidQuery / InvalidRfmParameters               analytics
+        ├── InvalidQuery / InvalidRfmParameters / UnknownPosition   analytics
         └── InvalidProgram        a program definition that cannot be applied
     NotCaughtUp                   (503)  a read model did not reach a position in time
 """
@@ -265,3 +267,21 @@ class NotCaughtUp(LoyaltyError):
 
     status = 503
     code = "not_caught_up"
+
+
+class UnknownPosition(RuleViolation):
+    """A read asked to wait for a log position beyond the newest event."""
+
+    code = "unknown_position"
+
+
+class ClusterFrozen(ConflictError):
+    """A static cluster's members are evaluated once per version, then frozen."""
+
+    code = "cluster_frozen"
+
+
+class ClusterNotInForce(RuleViolation):
+    """A cluster whose first version takes effect later has no members to evaluate yet."""
+
+    code = "cluster_not_in_force"

@@ -309,15 +309,25 @@ def start(
     return Runner(model, runner, stop, flusher)
 
 
-def log_head(datastore: PostgresDatastore, settings: Settings, topics: Sequence[str]) -> int:
-    """The notification id of the newest stored event of ``topics``."""
+def log_head(
+    datastore: PostgresDatastore, settings: Settings, topics: Sequence[str] | None = None
+) -> int:
+    """The notification id of the newest stored event (of ``topics``, if given)."""
     with datastore.transaction() as curs:
-        curs.execute(
-            SQL(
-                "SELECT max(notification_id) AS head FROM {}.ledger_events WHERE topic = ANY(%s)"
-            ).format(Identifier(settings.pg_schema)),
-            (list(topics),),
-        )
+        if topics is None:
+            curs.execute(
+                SQL("SELECT max(notification_id) AS head FROM {}.ledger_events").format(
+                    Identifier(settings.pg_schema)
+                )
+            )
+        else:
+            curs.execute(
+                SQL(
+                    "SELECT max(notification_id) AS head FROM {}.ledger_events"
+                    " WHERE topic = ANY(%s)"
+                ).format(Identifier(settings.pg_schema)),
+                (list(topics),),
+            )
         row = curs.fetchone()
         return int(row["head"] or 0) if row else 0
 
@@ -403,6 +413,50 @@ def pending(
     return int(row["lag"]), first["at"] if first else None
 
 
+def serving_tables(curs: Cursor[DictRow], settings: Settings, name: str) -> Tables | None:
+    """The tables of a read model's serving generation; ``None`` before it first ran."""
+    curs.execute(
+        SQL("SELECT generation FROM {}.projections WHERE name = %s").format(
+            Identifier(settings.read_schema)
+        ),
+        (name,),
+    )
+    row = curs.fetchone()
+    if row is None:
+        return None
+    tables = Tables(settings.read_schema, name, row["generation"])
+    curs.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AS present",
+        (f"{settings.read_schema}.{tables.prefix()}progress",),
+    )
+    present = curs.fetchone()
+    return tables if present and present["present"] else None
+
+
+def applied_through(
+    curs: Cursor[DictRow], settings: Settings, model_class: ReadModelClass, position: int
+) -> bool:
+    """Whether the serving generation reflects the log up to ``position``: it applied that
+    far, or no event it follows lies between where it stands and ``position``."""
+    tables = serving_tables(curs, settings, model_class.name)
+    reached = 0
+    if tables is not None:
+        curs.execute(SQL("SELECT position FROM {} WHERE id = 1").format(tables("progress")))
+        row = curs.fetchone()
+        reached = int(row["position"]) if row else 0
+    if reached >= position:
+        return True
+    curs.execute(
+        SQL(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE notification_id > %s"
+            " AND notification_id <= %s AND topic = ANY(%s)) AS pending"
+        ).format(Identifier(settings.pg_schema, "ledger_events")),
+        (reached, position, list(model_class.topics)),
+    )
+    pending = curs.fetchone()
+    return not (pending and pending["pending"])
+
+
 def wait_until(
     datastore: PostgresDatastore,
     settings: Settings,
@@ -410,25 +464,13 @@ def wait_until(
     position: int,
     timeout: float,
 ) -> bool:
-    """Whether the serving generation has applied ``position`` within ``timeout`` seconds
-    (read-your-writes), polling its progress row every 20 ms."""
+    """Whether the serving generation reflects the log up to ``position`` within
+    ``timeout`` seconds (read-your-writes), polling every 20 ms."""
     deadline = time.monotonic() + timeout
-    registry = Registry(settings, datastore)
     while True:
-        tables = Tables(settings.read_schema, model_class.name, registry.serving(model_class.name))
         with datastore.transaction() as curs:
-            curs.execute(
-                "SELECT to_regclass(%s) IS NOT NULL AS present",
-                (f"{settings.read_schema}.{tables.prefix()}progress",),
-            )
-            present = curs.fetchone()
-            reached = 0
-            if present and present["present"]:
-                curs.execute(SQL("SELECT position FROM {} WHERE id = 1").format(tables("progress")))
-                row = curs.fetchone()
-                reached = int(row["position"]) if row else 0
-        if reached >= position:
-            return True
+            if applied_through(curs, settings, model_class, position):
+                return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
