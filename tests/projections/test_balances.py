@@ -10,8 +10,10 @@ import pytest
 
 from loyalty.bootstrap import Services
 from loyalty.commands.admin import block_card
+from loyalty.commands.apply import CustomerSpec
 from loyalty.domain import ids
 from loyalty.domain.account import Account
+from loyalty.domain.customer import Profile
 from loyalty.projections.balances import Balances
 from loyalty.projections.runner import read_datastore, rebuild, running, wait_until
 from loyalty.settings import Settings
@@ -127,3 +129,23 @@ def test_a_batch_that_fails_is_applied_once_when_the_runner_starts_again(
 
     assert Crashing.crashed
     assert sorted((r["movements"], r["points"]) for r in accounts) == [(1, 10), (2, 20)]
+
+
+def test_customers_are_known_by_signup_day_and_home_store_and_nothing_personal(
+    services: Services, clock: Clock, settings: Settings
+) -> None:
+    giulia = CustomerSpec(
+        cards=("C7",),
+        profile=Profile(first_name="Giulia", last_name="Bianchi", email="g@example.org"),
+        signed_up_on=clock.now.date(),
+        home_store="s2",
+    )
+    services.applier.apply(program(customers=(giulia,)))
+
+    with caught_up(settings, [Balances]):
+        customers = balances(settings, "customers", "customer_id")
+
+    assert [(c["signed_up_on"], c["home_store"], c["erased"]) for c in customers] == [
+        (clock.now.date(), "s2", False)
+    ]
+    assert set(customers[0]) == {"customer_id", "signed_up_on", "home_store", "erased"}

@@ -13,19 +13,16 @@ import pytest
 from hypothesis import given, settings
 from polars.testing import assert_frame_equal
 
-from loyalty.projections.rfm import (
+from loyalty.domain.errors import InvalidRfmParameters
+from loyalty.domain.segmentation import (
     DEFAULT_RULES,
-    InvalidRfmParameters,
     RfmParameters,
     ScoreRange,
     SegmentRule,
     Thresholds,
     check_parameters,
-    migration_matrix,
-    scores,
-    segment_changes,
-    segment_sizes,
 )
+from loyalty.projections.rfm import migration_matrix, scores, segment_changes, segment_sizes
 
 AS_OF = date(2024, 6, 30)
 PROPERTIES = settings(max_examples=40, deadline=None)

@@ -259,7 +259,17 @@ class InvalidQuery(RuleViolation):
 
 
 class InvalidRfmParameters(RuleViolation):
+    """RFM parameters that cannot score every customer into exactly one segment."""
+
     code = "invalid_rfm_parameters"
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message, field=field)
+
+    @property
+    def field(self) -> str:
+        """The offending part of the parameters (``scale``, ``rules[3].recency``…)."""
+        return str(self.context["field"])
 
 
 class NotCaughtUp(LoyaltyError):

@@ -93,3 +93,12 @@ def sign_ins_id(username: str) -> UUID:
 
 def api_client_id(name: str) -> UUID:
     return uuid5(API_CLIENT, name)
+
+
+SEGMENTATION_POLICY_ID = uuid5(_ROOT, "segmentation-policy")
+RFM_RUN = uuid5(_ROOT, "rfm-run")
+
+
+def rfm_run_id(key: str) -> UUID:
+    """The run of the parameters and log position that ``key`` digests."""
+    return uuid5(RFM_RUN, key)

@@ -1,6 +1,7 @@
 """Balances and histories: per account (a customer in a campaign) its balance, points
 earned and spent, last movement; per card its holder and status; per customer the history
-of movements with the transactions each derived.
+of movements with the transactions each derived, and the registration facts the read side
+may know (signup day, home store, erased or not: nothing personal).
 
 ``earned`` counts points credited by movements, ``spent`` points debited (redemptions,
 points taken back by returns, negative adjustments); ``points = earned - spent``. Points
@@ -21,6 +22,7 @@ from psycopg.sql import SQL, Identifier
 
 from loyalty.domain.account import Account
 from loyalty.domain.card import Card
+from loyalty.domain.customer import Customer
 from loyalty.domain.movement import TransactionKind
 from loyalty.projections import feed
 from loyalty.projections.feed import Fact, topic_of
@@ -46,6 +48,10 @@ TABLES = (
     " points_after bigint NOT NULL, credits_after numeric NOT NULL,"
     " transactions jsonb NOT NULL, PRIMARY KEY (account_id, version))",
     "CREATE INDEX IF NOT EXISTS {history_customer} ON {history} (customer_id, occurred_at)",
+    "CREATE TABLE IF NOT EXISTS {customers} ("
+    " customer_id uuid PRIMARY KEY, signed_up_on date, home_store text,"
+    " erased boolean NOT NULL DEFAULT false)",
+    "CREATE INDEX IF NOT EXISTS {customers_customer} ON {customers} (home_store)",
 )
 
 _encoder = msgspec.json.Encoder()
@@ -72,12 +78,16 @@ class Balances(ReadModel):
         topic_of(Card.Blocked),
         topic_of(Card.Unblocked),
         topic_of(Card.Replaced),
+        topic_of(Customer.Registered),
+        topic_of(Customer.HomeStoreSet),
+        topic_of(Customer.Erased),
     )
 
     def create(self, curs: Cursor[DictRow]) -> None:
-        names = {name: self.tables(name) for name in ("accounts", "cards", "history")} | {
+        tables = ("accounts", "cards", "history", "customers")
+        names = {name: self.tables(name) for name in tables} | {
             f"{name}_customer": Identifier(self.tables.prefix() + f"{name}_customer")
-            for name in ("accounts", "cards", "history")
+            for name in tables
         }
         for statement in TABLES:
             curs.execute(SQL(statement).format(**names))
@@ -88,9 +98,12 @@ class Balances(ReadModel):
         issued: dict[UUID, list[Any]] = {}
         changed: list[tuple[str, str | None, UUID]] = []
         history: list[tuple[Any, ...]] = []
+        customers: list[tuple[UUID, Any, str | None, bool]] = []
         for fact in facts:
             body = fact.body
-            if isinstance(body, feed.AccountOpened):
+            if isinstance(body, feed.CustomerRegistered | feed.HomeStoreSet | feed.CustomerErased):
+                customers.append(customer_row(fact))
+            elif isinstance(body, feed.AccountOpened):
                 opened.append((fact.originator_id, body.campaign_id, body.customer_id))
             elif isinstance(body, feed.MovementRecorded):
                 add_movement(totals.setdefault(fact.originator_id, AccountTotals()), body)
@@ -104,6 +117,7 @@ class Balances(ReadModel):
                 else:
                     changed.append((status, successor, fact.originator_id))
         self.write_cards(curs, issued, changed)
+        self.write_customers(curs, customers)
         owners = self.write_accounts(curs, opened, totals)
         curs.executemany(
             SQL(
@@ -162,6 +176,21 @@ class Balances(ReadModel):
         )
         return {row["account_id"]: row["customer_id"] for row in curs.fetchall()}
 
+    def write_customers(
+        self, curs: Cursor[DictRow], customers: list[tuple[UUID, Any, str | None, bool]]
+    ) -> None:
+        """Applies customer events in log order (several may concern one customer)."""
+        curs.executemany(
+            SQL(
+                "INSERT INTO {t} AS c (customer_id, signed_up_on, home_store, erased)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (customer_id) DO UPDATE SET"
+                " signed_up_on = COALESCE(EXCLUDED.signed_up_on, c.signed_up_on),"
+                " home_store = COALESCE(EXCLUDED.home_store, c.home_store),"
+                " erased = c.erased OR EXCLUDED.erased"
+            ).format(t=self.tables("customers")),
+            customers,
+        )
+
     def write_cards(
         self,
         curs: Cursor[DictRow],
@@ -185,6 +214,16 @@ class Balances(ReadModel):
                 ).format(self.tables("cards")),
                 changed,
             )
+
+
+def customer_row(fact: Fact) -> tuple[UUID, Any, str | None, bool]:
+    """What one customer event tells: signup day, home store, erasure (``None``: unchanged)."""
+    body = fact.body
+    if isinstance(body, feed.CustomerRegistered):
+        return (fact.originator_id, body.signed_up_on, None, False)
+    if isinstance(body, feed.HomeStoreSet):
+        return (fact.originator_id, None, body.store, False)
+    return (fact.originator_id, None, None, True)
 
 
 def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:

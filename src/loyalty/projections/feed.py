@@ -110,6 +110,11 @@ class CustomerErased(msgspec.Struct, frozen=True):
     timestamp: datetime
 
 
+class HomeStoreSet(msgspec.Struct, frozen=True):
+    store: str
+    timestamp: datetime
+
+
 def topic_of(event_class: type) -> str:
     return f"{event_class.__module__}:{event_class.__qualname__}"
 
@@ -123,6 +128,7 @@ FACTS: dict[str, type[Any]] = {
     topic_of(Card.Replaced): CardReplaced,
     topic_of(Customer.Registered): CustomerRegistered,
     topic_of(Customer.Erased): CustomerErased,
+    topic_of(Customer.HomeStoreSet): HomeStoreSet,
 }
 """The events the read side decodes, by stored topic, and the slim Struct of each."""
 
