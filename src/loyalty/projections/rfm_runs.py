@@ -1,0 +1,269 @@
+"""RFM runs: every customer scored from the revenue facts, stored, recorded in the ledger
+and compared with the run before.
+
+A run reads the revenue read model's facts up to its as-of day in one snapshot, together
+with the log position they reflect; its id derives from its parameters and that position,
+so asking again for the same run on the same facts returns the stored one. The ledger
+records each run (:class:`~loyalty.domain.segmentation.RfmRun`) with the segment changes it
+found against the previous run, in chunks of :data:`CHUNK` customers, so promotions and
+outreach can target segments from the log alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from contextlib import suppress
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import polars as pl
+from eventsourcing.persistence import IntegrityError
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier, Literal
+
+from loyalty.commands.ledger import Ledger
+from loyalty.domain import ids
+from loyalty.domain.errors import UnknownRfmRun
+from loyalty.domain.segmentation import (
+    RfmParameters,
+    RfmRun,
+    SegmentationPolicy,
+    SegmentChange,
+    SegmentSize,
+    check_parameters,
+)
+from loyalty.projections.revenue import Revenue
+from loyalty.projections.rfm import scores, segment_changes, segment_sizes
+from loyalty.projections.runner import Tables, serving_tables
+from loyalty.settings import Settings
+
+CHUNK = 10_000
+"""Segment changes per ledger event."""
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+
+PURCHASES = """
+COPY (
+    SELECT customer_id, max(day) FILTER (WHERE type = 'purchase'),
+           count(*) FILTER (WHERE type = 'purchase'), sum(revenue)
+    FROM {sales} WHERE day <= {as_of} AND type IN ('purchase', 'return')
+    GROUP BY customer_id HAVING count(*) FILTER (WHERE type = 'purchase') > 0
+) TO STDOUT WITH (FORMAT csv)
+"""
+
+
+class RunView(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: UUID
+    as_of: date
+    parameters: RfmParameters
+    position: int
+    """The log position whose revenue facts the run scored."""
+    previous: UUID | None
+    customers: int
+    sizes: tuple[SegmentSize, ...]
+    digest: str
+    """SHA-256 of the scores (customer, r, f, m, segment), to compare repeated runs."""
+    computed_by: str
+    computed_at: datetime
+
+
+def purchases_as_of(curs: Cursor[DictRow], tables: Tables, as_of: date) -> pl.DataFrame:
+    """Per customer who purchased by ``as_of``: last purchase day, purchases, net spend."""
+    data = bytearray()
+    statement = SQL(PURCHASES).format(sales=tables("sales"), as_of=Literal(as_of))
+    with curs.copy(statement) as copy:
+        for block in copy:
+            data += block
+    frame = pl.read_csv(
+        io.BytesIO(bytes(data)),
+        has_header=False,
+        new_columns=["customer_id", "last_purchase_on", "purchases", "spend"],
+        schema_overrides={
+            "customer_id": pl.String,
+            "last_purchase_on": pl.Date,
+            "purchases": pl.Int64,
+            "spend": pl.String,
+        },
+    )
+    return frame.with_columns(pl.col("spend").str.to_decimal(scale=2))
+
+
+def run_key(parameters: RfmParameters, position: int) -> str:
+    return hashlib.sha256(_encoder.encode(parameters) + f"@{position}".encode()).hexdigest()
+
+
+def digest_of(scored: pl.DataFrame) -> str:
+    columns = scored.select("customer_id", "r", "f", "m", "segment")
+    return hashlib.sha256(columns.write_csv().encode()).hexdigest()
+
+
+def compute_run(ledger: Ledger, settings: Settings, parameters: RfmParameters, by: str) -> RunView:
+    """Scores every customer as of ``parameters.as_of`` from the revenue facts the read
+    side holds now; the stored run if these facts were scored so already."""
+    check_parameters(parameters)
+    schema = Identifier(settings.read_schema)
+    with ledger.ledger_recorder.datastore.transaction(commit=True) as curs:
+        curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        tables = serving_tables(curs, settings, Revenue.name)
+        position = 0
+        frame = pl.DataFrame(
+            schema={
+                "customer_id": pl.String,
+                "last_purchase_on": pl.Date,
+                "purchases": pl.Int64,
+                "spend": pl.Decimal(38, 2),
+            }
+        )
+        if tables is not None:
+            curs.execute(SQL("SELECT position FROM {} WHERE id = 1").format(tables("progress")))
+            row = curs.fetchone()
+            position = int(row["position"]) if row else 0
+            frame = purchases_as_of(curs, tables, parameters.as_of)
+        run_id = ids.rfm_run_id(run_key(parameters, position))
+        stored = find_run(curs, settings, run_id)
+        if stored is not None:
+            return stored
+        scored = scores(frame, parameters)
+        previous = latest_run_id(curs, settings)
+        changes = segment_changes(previous_segments(curs, settings, previous), scored)
+        sizes = tuple(
+            SegmentSize(segment=segment, customers=customers)
+            for segment, customers in segment_sizes(scored, parameters.rules).iter_rows()
+        )
+        digest = digest_of(scored)
+        record(ledger, run_id, parameters, position, previous, sizes, digest, by, changes)
+        curs.execute(
+            SQL(
+                "INSERT INTO {}.rfm_runs (run_id, as_of, parameters, position, previous,"
+                " customers, sizes, digest, computed_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            ).format(schema),
+            (
+                run_id,
+                parameters.as_of,
+                _encoder.encode(parameters).decode(),
+                position,
+                previous,
+                scored.height,
+                _encoder.encode(sizes).decode(),
+                digest,
+                by,
+            ),
+        )
+        with curs.copy(
+            SQL(
+                "COPY {}.rfm_scores (run_id, customer_id, recency_days, frequency, monetary,"
+                " r, f, m, fm, segment) FROM STDIN"
+            ).format(schema)
+        ) as copy:
+            for scored_row in scored.iter_rows():
+                copy.write_row((run_id, *scored_row))
+        found = find_run(curs, settings, run_id)
+    assert found is not None
+    return found
+
+
+def record(
+    ledger: Ledger,
+    run_id: UUID,
+    parameters: RfmParameters,
+    position: int,
+    previous: UUID | None,
+    sizes: tuple[SegmentSize, ...],
+    digest: str,
+    by: str,
+    changes: pl.DataFrame,
+) -> None:
+    """The run and its segment changes, as events of one ledger transaction (already
+    recorded by an earlier attempt whose rows were not written: nothing to add)."""
+    run = RfmRun.compute(
+        run_id=run_id,
+        parameters=parameters,
+        position=position,
+        previous=previous,
+        sizes=sizes,
+        digest=digest,
+        by=by,
+    )
+    rows = [
+        SegmentChange(customer_id=UUID(customer), before=before, after=after)
+        for customer, before, after in changes.iter_rows()
+    ]
+    for start in range(0, len(rows), CHUNK):
+        run.record_changes(tuple(rows[start : start + CHUNK]))
+    with suppress(IntegrityError):
+        ledger.save(run)
+
+
+def previous_segments(
+    curs: Cursor[DictRow], settings: Settings, run_id: UUID | None
+) -> pl.DataFrame:
+    rows: list[dict[str, Any]] = []
+    if run_id is not None:
+        curs.execute(
+            SQL(
+                "SELECT customer_id::text AS customer_id, segment FROM {}.rfm_scores"
+                " WHERE run_id = %s"
+            ).format(Identifier(settings.read_schema)),
+            (run_id,),
+        )
+        rows = curs.fetchall()
+    return pl.DataFrame(rows, schema={"customer_id": pl.String, "segment": pl.String})
+
+
+def latest_run_id(curs: Cursor[DictRow], settings: Settings) -> UUID | None:
+    curs.execute(
+        SQL("SELECT run_id FROM {}.rfm_runs ORDER BY computed_at DESC, run_id LIMIT 1").format(
+            Identifier(settings.read_schema)
+        )
+    )
+    row = curs.fetchone()
+    return row["run_id"] if row else None
+
+
+RUN_COLUMNS = (
+    "run_id, as_of, parameters, position, previous, customers, sizes, digest, computed_by,"
+    " computed_at"
+)
+
+
+def view_of(row: dict[str, Any]) -> RunView:
+    return msgspec.convert(row, RunView, strict=False)
+
+
+def find_run(curs: Cursor[DictRow], settings: Settings, run_id: UUID) -> RunView | None:
+    curs.execute(
+        SQL("SELECT " + RUN_COLUMNS + " FROM {}.rfm_runs WHERE run_id = %s").format(
+            Identifier(settings.read_schema)
+        ),
+        (run_id,),
+    )
+    row = curs.fetchone()
+    return view_of(row) if row else None
+
+
+def run_of(curs: Cursor[DictRow], settings: Settings, run_id: UUID) -> RunView:
+    found = find_run(curs, settings, run_id)
+    if found is None:
+        raise UnknownRfmRun(f"no RFM run has the id {run_id}", run=str(run_id))
+    return found
+
+
+def runs(curs: Cursor[DictRow], settings: Settings) -> list[RunView]:
+    """Every run, newest first."""
+    curs.execute(
+        SQL("SELECT " + RUN_COLUMNS + " FROM {}.rfm_runs ORDER BY computed_at DESC").format(
+            Identifier(settings.read_schema)
+        )
+    )
+    return [view_of(row) for row in curs.fetchall()]
+
+
+def policy_of(ledger: Ledger) -> SegmentationPolicy:
+    """The saved RFM parameters (the defaults until a client saves some)."""
+    found = ledger.load_all([ids.SEGMENTATION_POLICY_ID]).get(ids.SEGMENTATION_POLICY_ID)
+    return found if isinstance(found, SegmentationPolicy) else SegmentationPolicy()
