@@ -4,7 +4,9 @@ their size previewed by those who may read every customer (admins and managers).
 
 A new version is in force from ``effective_from`` (default now, never in the past), as
 for promotions. The size is counted by a scan of the event store (see
-:mod:`loyalty.commands.cluster_size`) until the read side's cluster projection replaces it.
+:mod:`loyalty.commands.cluster_size`). A cluster's terms say whether its members are
+``dynamic`` (re-evaluated, the default) or ``static``: a static version in force at once
+has its members evaluated and frozen as it is defined (:mod:`loyalty.commands.memberships`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from loyalty.api.access import Action, requires
+from loyalty.api.access import Action, actor, requires
 from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
 from loyalty.commands.apply import ClusterSpec
 from loyalty.commands.cluster_size import ClusterSize, cluster_size, preview_criteria
 from loyalty.commands.clusters import define_cluster, load_cluster, redefine_cluster
 from loyalty.commands.ledger import Ledger
+from loyalty.commands.memberships import evaluate_if_static
 from loyalty.commands.movements import MovementDesk
 from loyalty.commands.program import Program
 from loyalty.domain.cluster import Cluster, ClusterTerms, ClusterVersion, Criterion
@@ -116,7 +119,9 @@ class ClustersController(Controller):
     ) -> ClusterView:
         ledger: Ledger = request.app.state.services.ledger
         now = request.app.state.services.desk.clock()
-        return cluster_view(define_cluster(ledger, data.cluster, data.effective_from or now, now))
+        cluster = define_cluster(ledger, data.cluster, data.effective_from or now, now)
+        evaluate_if_static(ledger, cluster, now, actor(request))
+        return cluster_view(cluster)
 
     @post(
         "/{code:str}/versions",
@@ -136,6 +141,7 @@ class ClustersController(Controller):
         now = request.app.state.services.desk.clock()
         cluster = load_cluster(ledger, code)
         revised = redefine_cluster(ledger, cluster, data.terms, data.effective_from or now, now)
+        evaluate_if_static(ledger, revised, now, actor(request))
         return cluster_view(revised)
 
     @post(

@@ -1,11 +1,12 @@
 """How many customers a cluster takes in on a day: a preview for the Backoffice.
 
-There is no read model of cluster memberships yet (the read side's cluster projection will
-replace this module), so the size is counted from the event store, deciding membership
-with the rule engine's own pure function, :func:`loyalty.rules.criteria.matches`, on each
-customer's facts and behaviour. The scan is O(customers): registered customers are paged
-by stream id (keyset, :data:`BATCH` at a time, one index walk over the whole scan) and
-each page is loaded with its accounts and then its cards, so memory holds one page.
+The size is counted from the event store, deciding membership with the rule engine's own
+pure function, :func:`loyalty.rules.criteria.matches`, on each customer's facts and
+behaviour: personal fields are sealed there, and only the Ledger opens them. The scan
+(:func:`candidates`) is O(customers): registered customers are paged by stream id (keyset,
+:data:`BATCH` at a time, one index walk over the whole scan) and each page is loaded with
+its accounts and then its cards, so memory holds one page. The evaluation of cluster
+memberships (:mod:`loyalty.commands.memberships`) judges the same scan.
 
 What is counted:
 - registered customers, not erased ones (nothing of their profile can be read any more);
@@ -37,8 +38,8 @@ from loyalty.commands.program import Program
 from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.card import Card, CardStatus
-from loyalty.domain.cluster import Criterion, check_criterion
-from loyalty.domain.customer import Customer
+from loyalty.domain.cluster import Cluster, ClusterVersion, Criterion, check_criterion
+from loyalty.domain.customer import Customer, CustomerFacts
 from loyalty.domain.errors import PreviewDatePassed, UnknownCampaign, UnknownCluster
 from loyalty.rules.criteria import matches
 
@@ -128,8 +129,7 @@ def cluster_size(
     if cluster is None:
         raise UnknownCluster(f"no cluster has the code {code!r}", cluster=code)
     day = day_of(as_of, now)
-    at = now if day == today(now) else datetime.combine(day, time.min, tzinfo=UTC)
-    version = cluster.version_at(at)
+    version = version_on(cluster, day, now)
     criteria = version.terms.criteria if version is not None else None
     customers, members = count_members(ledger, criteria, day, campaign_ids(program, campaign))
     return ClusterSize(
@@ -144,6 +144,13 @@ def cluster_size(
 
 def today(now: datetime) -> date:
     return now.astimezone(UTC).date()
+
+
+def version_on(cluster: Cluster, day: date, now: datetime) -> ClusterVersion | None:
+    """The version that judges ``day``: the one in force now for today, at the start of
+    the day (UTC) for a later one."""
+    at = now if day == today(now) else datetime.combine(day, time.min, tzinfo=UTC)
+    return cluster.version_at(at)
 
 
 def day_of(as_of: date | None, now: datetime) -> date:
@@ -178,6 +185,30 @@ def count_members(
     """(customers judged, members) over every registered customer, a page at a time;
     ``criteria`` ``None`` takes nobody in."""
     customers = members = 0
+    for candidate in candidates(ledger, campaigns, batch):
+        customers += 1
+        if criteria is not None and candidate.meets(criteria, day):
+            members += 1
+    return customers, members
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A registered customer, not erased, as cluster criteria see them."""
+
+    customer: Customer
+    facts: CustomerFacts
+    spending: Spending
+
+    def meets(self, criteria: Criterion, day: date) -> bool:
+        return matches(criteria, self.facts, self.spending, day)
+
+
+def candidates(
+    ledger: Ledger, campaigns: Sequence[UUID], batch: int = BATCH
+) -> Iterator[Candidate]:
+    """Every registered customer not erased, with their behaviour on the accounts of
+    ``campaigns``, loaded a page of ``batch`` customers at a time."""
     for page in registered_customer_pages(ledger, batch):
         accounts = {c: [ids.account_id(k, c) for k in campaigns] for c in page}
         loaded = ledger.load_all([*page, *(a for found in accounts.values() for a in found)])
@@ -186,15 +217,9 @@ def count_members(
         ]
         cards = ledger.load_all(ids.card_id(code) for p in people for code in p.cards)
         for person in people:
-            customers += 1
-            if criteria is None:
-                continue
-            facts = person.facts(card_status(person, cards))
-            held = [a for a in (loaded.get(i) for i in accounts[person.id]) if a is not None]
+            held = [loaded.get(i) for i in accounts[person.id]]
             spending = Spending([a for a in held if isinstance(a, Account)])
-            if matches(criteria, facts, spending, day):
-                members += 1
-    return customers, members
+            yield Candidate(person, person.facts(card_status(person, cards)), spending)
 
 
 def registered_customer_pages(ledger: Ledger, batch: int) -> Iterator[list[UUID]]:

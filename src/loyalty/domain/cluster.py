@@ -12,6 +12,11 @@ Profile criteria: ``age``, ``gender``, ``city``, ``postal_code`` (prefixes), ``s
 customer's account: ``total_spend``, ``purchase_count``, ``last_purchase`` (within or not
 within N days), ``spend_in_last_days``. Combinators: ``all``, ``any``, ``not``.
 
+Membership: a ``dynamic`` cluster (the default) has its members re-evaluated from its
+criteria; a ``static`` one has its member list evaluated once per version, when that
+version is defined (or at the first evaluation after), and frozen. The kind is part of each
+version's terms, so versions stored before it existed read as ``dynamic``.
+
 Invariants: a cluster's code is unique; every change is a new version that takes effect
 from now on, so a movement is judged by the definition in force when it happened.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from uuid import UUID
 
 import msgspec
@@ -236,9 +242,18 @@ Criterion = (
 )
 
 
+class MembershipKind(StrEnum):
+    DYNAMIC = "dynamic"
+    """Members re-evaluated from the criteria (daily, or on demand)."""
+    STATIC = "static"
+    """Members evaluated once per version and frozen."""
+
+
 class ClusterTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: str
     criteria: Criterion
+    membership: MembershipKind = MembershipKind.DYNAMIC
+    """A new field with a default: terms stored before it decode as ``dynamic``."""
 
 
 ClusterVersion = Version[ClusterTerms]
