@@ -235,27 +235,52 @@ def read_model(name: str) -> type[ReadModel]:
 
 
 def projections_run(_: argparse.Namespace, settings: Settings) -> int:
-    """Runs until interrupted (SIGINT or SIGTERM), then applies what it holds and stops."""
+    """Runs until interrupted (SIGINT or SIGTERM), then applies what it holds and stops;
+    recomputes RFM with the saved parameters every ``LOYALTY_RFM_INTERVAL_H`` and the
+    dynamic clusters' members every ``LOYALTY_CLUSTER_INTERVAL_H``."""
+    from loyalty.commands.ledger import Ledger
+    from loyalty.commands.memberships import evaluate_dynamic_clusters
+    from loyalty.commands.periodic import Periodic
     from loyalty.projections.models import READ_MODELS
+    from loyalty.projections.rfm_runs import scheduled_run
     from loyalty.projections.runner import read_datastore, running
 
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     datastore = read_datastore(settings, pool_size=2 * len(READ_MODELS))
+    ledger = Ledger(settings)
+    jobs = [
+        Periodic(
+            "rfm",
+            settings.rfm_interval_h * 3600,
+            lambda: scheduled_run(ledger, settings, datetime.now(UTC).date()),
+        ),
+        Periodic(
+            "clusters",
+            settings.cluster_interval_h * 3600,
+            lambda: evaluate_dynamic_clusters(ledger, datetime.now(UTC).date(), by="schedule"),
+        ),
+    ]
     try:
         with running(settings, list(READ_MODELS.values()), datastore) as check:
             print(f"following the log for {', '.join(READ_MODELS)}", file=sys.stderr)
+            for job in jobs:
+                job.start()
             while not stopping.wait(0.5):
                 check()
     finally:
+        for job in jobs:
+            job.stop()
+        ledger.close()
         datastore.close()
     return 0
 
 
 def projections_status(args: argparse.Namespace, settings: Settings) -> int:
     from loyalty.projections.models import READ_MODELS
-    from loyalty.projections.runner import read_datastore, status_of
+    from loyalty.projections.runner import read_datastore
+    from loyalty.projections.status import status_of
 
     datastore = read_datastore(settings)
     try:

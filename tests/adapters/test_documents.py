@@ -106,6 +106,17 @@ def test_a_written_document_reads_back_by_key_with_its_key(view: DocumentView) -
     assert view.get("segments", "c1") is None
 
 
+def test_several_documents_read_back_in_one_call_and_missing_ones_are_left_out(
+    view: DocumentView,
+) -> None:
+    view.write([put("c", "a", n=1), put("c", "b", n=2), put("d", "a", n=3)], at(1))
+
+    found = view.get_many("c", ["a", "b", "zz"])
+
+    assert found == {"a": {"key": "a", "n": 1}, "b": {"key": "b", "n": 2}}
+    assert view.get_many("c", []) == {}
+
+
 def test_a_body_replaces_the_document_whole(view: DocumentView) -> None:
     view.write([put("customers", "c1", segment="new", visits=1)], at(1))
 

@@ -109,6 +109,17 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("POST", "/api/v1/customers/{card}/contacts"): Action.CHANGE_CUSTOMERS,
     ("GET", "/api/v1/analytics/revenue"): Action.READ_ANALYTICS,
     ("GET", "/api/v1/analytics/status"): Action.READ_ANALYTICS,
+    ("GET", "/api/v1/analytics/rfm/policy"): Action.READ_ANALYTICS,
+    ("PUT", "/api/v1/analytics/rfm/policy"): Action.RUN_ANALYTICS,
+    ("POST", "/api/v1/analytics/rfm/runs"): Action.RUN_ANALYTICS,
+    ("GET", "/api/v1/analytics/rfm/runs"): Action.READ_ANALYTICS,
+    ("GET", "/api/v1/analytics/rfm/runs/{run_id}"): Action.READ_ANALYTICS,
+    ("GET", "/api/v1/analytics/rfm/runs/{run_id}/members"): Action.READ_ANALYTICS,
+    ("GET", "/api/v1/analytics/rfm/migration"): Action.READ_ANALYTICS,
+    ("GET", "/api/v1/analytics/clusters"): Action.READ_ANALYTICS,
+    ("GET", "/api/v1/analytics/clusters/{code}/members"): Action.READ_ANALYTICS,
+    ("POST", "/api/v1/analytics/clusters/{code}/evaluate"): Action.RUN_ANALYTICS,
+    ("GET", "/api/v1/analytics/clusters/customers/{card}"): Action.READ_ANALYTICS,
 }
 PATH_VALUES = {
     "card": "C1",
@@ -120,6 +131,7 @@ PATH_VALUES = {
     "locale": "it",
     "campaign": "club",
     "redemption_id": "r1",
+    "run_id": "00000000-0000-0000-0000-000000000000",
 }
 CALLERS = ("nobody", "root", "mia", "dino", "sam", "audrey", "erp")
 """Anonymous, one operator per role, and ``erp``: an API client of the analytics family."""

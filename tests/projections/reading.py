@@ -11,7 +11,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
-from loyalty.projections.runner import ReadModel, Tables, read_datastore, running, wait_until
+from loyalty.projections.runner import ReadModel, read_datastore, running
+from loyalty.projections.status import wait_until
+from loyalty.projections.tables import Tables
 from loyalty.settings import Settings
 
 

@@ -15,7 +15,8 @@ from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.customer import Profile
 from loyalty.projections.balances import Balances
-from loyalty.projections.runner import read_datastore, rebuild, running, wait_until
+from loyalty.projections.runner import read_datastore, rebuild, running
+from loyalty.projections.status import wait_until
 from loyalty.settings import Settings
 from tests.builders import Clock, line, program, purchase, redemption, return_of
 from tests.projections.reading import caught_up, head, rows

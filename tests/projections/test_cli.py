@@ -13,7 +13,7 @@ import pytest
 
 from loyalty.bootstrap import Services
 from loyalty.cli import main
-from loyalty.projections.runner import ProjectionStatus
+from loyalty.projections.status import ProjectionStatus
 from loyalty.settings import Settings
 from tests.builders import Clock, program, purchase
 from tests.test_cli import use_database
@@ -47,7 +47,7 @@ def test_status_shows_the_lag_until_a_rebuild_catches_up(
     rebuilt = capsys.readouterr().err
     after = statuses(capsys)
 
-    assert set(before) == {"balances", "revenue"}
+    assert set(before) == {"balances", "revenue", "customer360"}
     assert before["revenue"].position == 0 and before["revenue"].lag_events == 4
     assert before["revenue"].lag_seconds > 0
     assert "revenue: generation 2 serves reads" in rebuilt

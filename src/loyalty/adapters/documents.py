@@ -134,6 +134,10 @@ class DocumentView(TrackingRecorder, ABC):
     def get(self, collection: str, key: str) -> Body | None: ...
 
     @abstractmethod
+    def get_many(self, collection: str, keys: Sequence[str]) -> dict[str, Body]:
+        """The documents of ``keys`` that exist, by key (one round trip)."""
+
+    @abstractmethod
     def find(self, collection: str, query: DocumentQuery) -> DocumentPage: ...
 
     @abstractmethod
@@ -241,6 +245,18 @@ class PostgresDocumentView(PostgresTrackingRecorder, DocumentView):
                 (collection, key),
             ).fetchone()
         return None if row is None else {**row["body"], KEY: key}
+
+    def get_many(self, collection: str, keys: Sequence[str]) -> dict[str, Body]:
+        if not keys:
+            return {}
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(
+                SQL("SELECT key, body FROM {} WHERE collection = %s AND key = ANY(%s)").format(
+                    self.documents
+                ),
+                (collection, list(keys)),
+            ).fetchall()
+        return {row["key"]: {**row["body"], KEY: row["key"]} for row in rows}
 
     def find(self, collection: str, query: DocumentQuery) -> DocumentPage:
         where, params = _where(collection, query.equals)
@@ -404,6 +420,12 @@ class MongoDocumentView(DocumentView):
     def get(self, collection: str, key: str) -> Body | None:
         found = self._documents(collection).find_one({"_id": key})
         return None if found is None else _from_mongo(found)
+
+    def get_many(self, collection: str, keys: Sequence[str]) -> dict[str, Body]:
+        if not keys:
+            return {}
+        found = self._documents(collection).find({"_id": {"$in": list(keys)}})
+        return {document["_id"]: _from_mongo(document) for document in found}
 
     def find(self, collection: str, query: DocumentQuery) -> DocumentPage:
         where = _mongo_filter(query.equals)

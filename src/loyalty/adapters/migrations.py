@@ -57,7 +57,8 @@ def bundled_migrations(folder: str = "") -> list[Migration]:
 def apply_migrations(settings: Settings) -> list[str]:
     """Applies what is missing, as the administrator: makes the event store's and the key
     store's roles and schemas if they are missing, then runs each schema's files as the
-    schema's owner. Returns the names of the files applied."""
+    schema's owner, and lets the event store's role make the read side's schemas. Returns
+    the names of the files applied."""
     applied = []
     with psycopg.connect(settings.admin_conninfo()) as conn:
         stores = (
@@ -70,7 +71,19 @@ def apply_migrations(settings: Settings) -> list[str]:
             for migration in bundled_migrations(folder):
                 if apply_one(conn, schema, owner, migration):
                     applied.append(f"{folder}/{migration.name}" if folder else migration.name)
+        let_read_side_make_schemas(conn, settings)
     return applied
+
+
+def let_read_side_make_schemas(conn: psycopg.Connection[TupleRow], settings: Settings) -> None:
+    """Document read models keep each generation in a schema of its own
+    (``<schema>_read_<name>_<generation>``), made and dropped by the event store's role."""
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(settings.pg_db), sql.Identifier(settings.pg_user)
+            )
+        )
 
 
 def prepare(conn: psycopg.Connection[TupleRow], schema: str, owner: str) -> None:

@@ -7,7 +7,9 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from loyalty import __version__
+from loyalty.api.analytics.clusters import AnalyticsClustersController
 from loyalty.api.analytics.revenue import AnalyticsRevenueController
+from loyalty.api.analytics.rfm import AnalyticsRfmController
 from loyalty.api.audit import AuditController
 from loyalty.api.auth import AuthController
 from loyalty.api.campaigns import CampaignsController
@@ -63,6 +65,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             PolicyController,
             AuditController,
             AnalyticsRevenueController,
+            AnalyticsRfmController,
+            AnalyticsClustersController,
             TerminalController,
             health,
         ],

@@ -28,7 +28,7 @@ from loyalty.api.access import (
     covers_everywhere,
     requires,
 )
-from loyalty.api.i18n import messages_for
+from loyalty.api.i18n import request_messages
 from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
 from loyalty.commands.admin import load_card
 from loyalty.commands.consents import (
@@ -312,11 +312,7 @@ class CustomersController(Controller):
         found = card_in_scope(request, card)
         program = desk.program.current()
         ((_, account),) = accounts_of(ledger_of(request), found, [program.campaigns[chosen.id]])
-        _, names = messages_for(
-            request.headers.get("accept-language", ""),
-            program.translations,
-            request.app.state.services.settings.default_locale,
-        )
+        _, names = request_messages(request)
         events = history(ledger_of(request), account) if account else []
         items = [item_of(e, names) for e in events]
         return page_of(items, limit, offset, sort, ("occurred_at", "amount", "type"))

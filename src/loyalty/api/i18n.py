@@ -13,6 +13,8 @@ from importlib import resources
 from typing import Any
 
 import msgspec
+from litestar import Request
+from litestar.datastructures import State
 
 from loyalty.commands.schemas import MovementReceipt
 
@@ -69,6 +71,16 @@ def localised(template: str | None, fallback: str, context: Mapping[str, Any]) -
         return template.format(**{name: context[name] for name in names})
     except (KeyError, IndexError, ValueError):
         return fallback
+
+
+def request_messages(request: Request[object, object, State]) -> tuple[str, dict[str, str]]:
+    """The locale ``request`` asks for, and its messages (with the admins' overrides)."""
+    services = request.app.state.services
+    return messages_for(
+        request.headers.get("accept-language", ""),
+        services.desk.program.last.translations,
+        services.settings.default_locale,
+    )
 
 
 def messages_for(

@@ -24,7 +24,7 @@ from loyalty.api.access import (
     promotion_visible,
     requires,
 )
-from loyalty.api.i18n import localised_line, messages_for
+from loyalty.api.i18n import localised_line, request_messages
 from loyalty.api.lists import Limit, Offset, Page, Sort, page_of
 from loyalty.commands.apply import PromotionSpec
 from loyalty.commands.ledger import Ledger
@@ -239,11 +239,7 @@ class PromotionsController(Controller):
         check_in_scope(caller(request), network, network.node(data.terminal).code)
         simulation = simulate(desk, data)
         program = desk.program.last
-        _, messages = messages_for(
-            request.headers.get("accept-language", ""),
-            program.translations,
-            request.app.state.services.settings.default_locale,
-        )
+        _, messages = request_messages(request)
         lines = tuple(
             localised_line(m, messages, program.promotion_messages)
             for m in simulation.receipt_messages

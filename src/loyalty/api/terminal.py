@@ -15,7 +15,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody, Parameter
 
 from loyalty.api.errors import InvalidField, MalformedJson, UnsupportedMediaType
-from loyalty.api.i18n import localised_receipt, messages_for
+from loyalty.api.i18n import localised_receipt, request_messages
 from loyalty.commands.movements import Recorded
 from loyalty.commands.schemas import CardView, MovementReceipt, PostMovement
 from loyalty.commands.writer import CardJob, GroupCommitWriter, PostJob
@@ -73,13 +73,8 @@ def receipt_in_language(request: Request[object, object, State], body: bytes) ->
     """A receipt's JSON in the language the request asks for (``Accept-Language``, else
     ``LOYALTY_DEFAULT_LOCALE``), and that language. The stored receipt, which a retry
     answers, is the engine's English: each answer renders it again."""
-    services = request.app.state.services
-    program = services.desk.program.last
-    locale, messages = messages_for(
-        request.headers.get("accept-language", ""),
-        program.translations,
-        services.settings.default_locale,
-    )
+    program = request.app.state.services.desk.program.last
+    locale, messages = request_messages(request)
     if locale == "en" and not program.translations.get("en"):
         return body, locale
     return localised_receipt(body, messages, program.promotion_messages), locale

@@ -20,7 +20,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from loyalty.projections.runner import Tables
+from loyalty.projections.tables import Tables
 
 
 class Grain(StrEnum):

@@ -26,7 +26,7 @@ from loyalty.domain.customer import Customer
 from loyalty.domain.movement import TransactionKind
 from loyalty.projections import feed
 from loyalty.projections.feed import Fact, topic_of
-from loyalty.projections.runner import ReadModel
+from loyalty.projections.tables import TableModel
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS {accounts} ("
@@ -69,7 +69,7 @@ class AccountTotals(msgspec.Struct, kw_only=True):
     last_movement_id: str | None = None
 
 
-class Balances(ReadModel):
+class Balances(TableModel):
     name = "balances"
     topics = (
         topic_of(Account.Opened),
@@ -83,7 +83,7 @@ class Balances(ReadModel):
         topic_of(Customer.Erased),
     )
 
-    def create(self, curs: Cursor[DictRow]) -> None:
+    def create_tables(self, curs: Cursor[DictRow]) -> None:
         tables = ("accounts", "cards", "history", "customers")
         names = {name: self.tables(name) for name in tables} | {
             f"{name}_customer": Identifier(self.tables.prefix() + f"{name}_customer")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from loyalty.projections.balances import Balances
+from loyalty.projections.customer360 import Customer360
 from loyalty.projections.revenue import Revenue
 from loyalty.projections.runner import ReadModel
 
-READ_MODELS: dict[str, type[ReadModel]] = {model.name: model for model in (Balances, Revenue)}
+READ_MODELS: dict[str, type[ReadModel]] = {
+    model.name: model for model in (Balances, Revenue, Customer360)
+}

@@ -30,7 +30,7 @@ from loyalty.domain.account import Account
 from loyalty.domain.movement import MovementType, TransactionKind
 from loyalty.projections import feed
 from loyalty.projections.feed import Fact, topic_of
-from loyalty.projections.runner import ReadModel
+from loyalty.projections.tables import TableModel
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS {sales} ("
@@ -62,11 +62,11 @@ def local(at: datetime, timezone: str) -> datetime:
     return at.astimezone(zone(timezone))
 
 
-class Revenue(ReadModel):
+class Revenue(TableModel):
     name = "revenue"
     topics = (topic_of(Account.Opened), topic_of(Account.MovementRecorded))
 
-    def create(self, curs: Cursor[DictRow]) -> None:
+    def create_tables(self, curs: Cursor[DictRow]) -> None:
         names = {t: self.tables(t) for t in ("sales", "lines", "owners")} | {
             index: Identifier(self.tables.prefix() + index)
             for index in ("sales_day", "sales_customer", "lines_day")

@@ -38,7 +38,7 @@ from loyalty.domain.segmentation import (
 )
 from loyalty.projections.revenue import Revenue
 from loyalty.projections.rfm import scores, segment_changes, segment_sizes
-from loyalty.projections.runner import Tables, serving_tables
+from loyalty.projections.tables import Tables, serving_tables
 from loyalty.settings import Settings
 
 CHUNK = 10_000
@@ -267,3 +267,8 @@ def policy_of(ledger: Ledger) -> SegmentationPolicy:
     """The saved RFM parameters (the defaults until a client saves some)."""
     found = ledger.load_all([ids.SEGMENTATION_POLICY_ID]).get(ids.SEGMENTATION_POLICY_ID)
     return found if isinstance(found, SegmentationPolicy) else SegmentationPolicy()
+
+
+def scheduled_run(ledger: Ledger, settings: Settings, today: date) -> RunView:
+    """The daily run: the saved parameters, as of ``today``."""
+    return compute_run(ledger, settings, policy_of(ledger).policy.on(today), by="schedule")

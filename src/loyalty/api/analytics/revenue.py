@@ -20,14 +20,9 @@ from loyalty.domain.network import Network, NodeKind
 from loyalty.projections.analytics import Comparison, Dimension, Grain, RevenueQuery, revenue
 from loyalty.projections.models import READ_MODELS
 from loyalty.projections.revenue import Revenue
-from loyalty.projections.runner import (
-    ProjectionStatus,
-    ReadModel,
-    log_head,
-    serving_tables,
-    status_of,
-    wait_until,
-)
+from loyalty.projections.runner import ReadModel, log_head
+from loyalty.projections.status import ProjectionStatus, status_of, wait_until
+from loyalty.projections.tables import serving_tables
 
 MAX_DAYS = 3660
 """The longest interval one query covers (ten years)."""

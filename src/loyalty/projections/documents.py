@@ -1,0 +1,106 @@
+"""Read models of whole documents, in PostgreSQL or MongoDB (``LOYALTY_DOCUMENT_STORE``).
+
+Each generation is a document view of its own: the schema (PostgreSQL) or database
+(MongoDB) ``<read schema>_<name>_<generation>``. A batch is committed by one
+:meth:`~loyalty.adapters.documents.DocumentView.write`: the changed documents, a progress
+document and the tracking position in one transaction of the store. Whether the generation
+still serves is checked against the registry in PostgreSQL just before; a batch that slips
+past a swap lands in a generation about to be dropped.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Self
+
+import msgspec
+from eventsourcing.persistence import ProgrammingError, Tracking
+from eventsourcing.postgres import PostgresDatastore
+
+from loyalty.adapters.documents import DocumentChange, DocumentView, document_view
+from loyalty.projections.feed import Fact
+from loyalty.projections.runner import Progress, ReadModel, Registry
+from loyalty.settings import Settings
+
+PROGRESS = ("progress", "read_model")
+"""The collection and key of a generation's progress document."""
+
+
+def view_name(settings: Settings, name: str, generation: int) -> str:
+    return f"{settings.read_schema}_{name}_{generation}"
+
+
+class DocumentModel(ReadModel):
+    """A read model of documents: subclasses turn a batch of facts into document changes
+    (:meth:`changes`), reading the documents they change through ``self.view``."""
+
+    view: DocumentView
+
+    def __init__(self, view: DocumentView, generation: int, batch: int, registry: Registry) -> None:
+        super().__init__(view, generation, batch)
+        self.registry = registry
+
+    @classmethod
+    def open(cls, settings: Settings, generation: int, datastore: PostgresDatastore) -> Self:
+        name = view_name(settings, cls.name, generation)
+        postgres = (
+            PostgresDatastore(
+                settings.pg_db,
+                settings.pg_host,
+                settings.pg_port,
+                settings.pg_user,
+                settings.pg_password,
+                schema=name,
+                pool_size=2,
+            )
+            if settings.document_store == "postgres"
+            else None
+        )
+        view = document_view(
+            settings.document_store, postgres=postgres, mongo_url=settings.mongo_url, name=name
+        )
+        return cls(view, generation, settings.projection_batch, Registry(settings, datastore))
+
+    @abstractmethod
+    def changes(self, facts: Sequence[Fact]) -> list[DocumentChange]:
+        """The documents ``facts`` change, in log order."""
+
+    def create(self) -> None:
+        self.view.create_table()
+
+    def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:
+        self.registry.check(self.name, self.generation)
+        before = self.progress()
+        progress = Progress(
+            position=last.notification_id,
+            newest_event_at=max(f.body.timestamp for f in facts),
+            applied_at=datetime.now(UTC),
+            events=(before.events if before else 0) + len(facts),
+            rate=len(facts) / seconds if seconds > 0 else 0.0,
+        )
+        collection, key = PROGRESS
+        body = msgspec.to_builtins(progress)
+        self.view.write(
+            [*self.changes(facts), DocumentChange(collection=collection, key=key, body=body)],
+            last,
+        )
+
+    def progress(self) -> Progress | None:
+        try:
+            found = self.view.get(*PROGRESS)
+        except ProgrammingError:  # a generation never started: no storage yet
+            return None
+        if found is None:
+            return None
+        return msgspec.convert(
+            {k: v for k, v in found.items() if k != "key"}, Progress, strict=False
+        )
+
+    def drop(self) -> None:
+        self.view.create_table()  # a generation never started has nothing to clear yet
+        self.view.clear()
+
+    def close(self) -> None:
+        self.view.close()

@@ -1,0 +1,146 @@
+"""Where each read model stands against the log: position, lag in events and seconds,
+rate; and waiting until a read model reflects a position (read-your-writes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from loyalty.projections.runner import Progress, ReadModelClass, Registry, log_head
+from loyalty.settings import Settings
+
+
+class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    generation: int
+    building: int | None
+    position: int
+    head: int
+    """The position of the newest event this read model follows."""
+    lag_events: int
+    lag_seconds: float
+    """How long ago the oldest event not yet applied was recorded."""
+    rate: float
+    """Events per second over the last batch applied."""
+    applied_at: datetime | None
+
+
+def status_of(
+    settings: Settings, datastore: PostgresDatastore, model_class: ReadModelClass
+) -> ProjectionStatus:
+    """Where a read model's serving generation stands against the log."""
+    registry = Registry(settings, datastore)
+    generation = registry.serving(model_class.name)
+    progress = progress_of(settings, datastore, model_class, generation)
+    position = progress.position if progress else 0
+    with datastore.transaction() as curs:
+        lag_events, oldest = pending(curs, settings, model_class.topics, position)
+    now = datetime.now(UTC)
+    return ProjectionStatus(
+        name=model_class.name,
+        generation=generation,
+        building=registry.building(model_class.name),
+        position=position,
+        head=log_head(datastore, settings, model_class.topics),
+        lag_events=lag_events,
+        lag_seconds=round((now - oldest).total_seconds(), 3) if oldest else 0.0,
+        rate=round(progress.rate, 1) if progress else 0.0,
+        applied_at=progress.applied_at if progress else None,
+    )
+
+
+def progress_of(
+    settings: Settings, datastore: PostgresDatastore, model_class: ReadModelClass, generation: int
+) -> Progress | None:
+    model = model_class.open(settings, generation, datastore)
+    try:
+        return model.progress()
+    finally:
+        model.close()
+
+
+def position_of(
+    settings: Settings, datastore: PostgresDatastore, model_class: ReadModelClass
+) -> int:
+    """The position the serving generation has applied."""
+    generation = Registry(settings, datastore).serving(model_class.name)
+    progress = progress_of(settings, datastore, model_class, generation)
+    return progress.position if progress else 0
+
+
+def pending(
+    curs: Cursor[DictRow], settings: Settings, topics: Sequence[str], position: int
+) -> tuple[int, datetime | None]:
+    """How many events of ``topics`` lie past ``position``, and when the oldest of them was
+    recorded."""
+    events = Identifier(settings.pg_schema, "ledger_events")
+    curs.execute(
+        SQL(
+            "SELECT count(*) AS lag, min(notification_id) AS first FROM {}"
+            " WHERE notification_id > %s AND topic = ANY(%s)"
+        ).format(events),
+        (position, list(topics)),
+    )
+    row = curs.fetchone()
+    if row is None or not row["lag"]:
+        return 0, None
+    curs.execute(
+        SQL(
+            "SELECT (convert_from(state, 'UTF8')::jsonb ->> 'timestamp')::timestamptz AS at"
+            " FROM {} WHERE notification_id = %s"
+        ).format(events),
+        (row["first"],),
+    )
+    first = curs.fetchone()
+    return int(row["lag"]), first["at"] if first else None
+
+
+def applied_through(
+    datastore: PostgresDatastore, settings: Settings, model_class: ReadModelClass, position: int
+) -> bool:
+    """Whether the serving generation reflects the log up to ``position``: it applied that
+    far, or no event it follows lies between where it stands and ``position``."""
+    model = model_class.open(
+        settings, Registry(settings, datastore).serving(model_class.name), datastore
+    )
+    try:
+        progress = model.progress()
+    finally:
+        model.close()
+    reached = progress.position if progress else 0
+    if reached >= position:
+        return True
+    with datastore.transaction() as curs:
+        curs.execute(
+            SQL(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE notification_id > %s"
+                " AND notification_id <= %s AND topic = ANY(%s)) AS pending"
+            ).format(Identifier(settings.pg_schema, "ledger_events")),
+            (reached, position, list(model_class.topics)),
+        )
+        row = curs.fetchone()
+    return not (row and row["pending"])
+
+
+def wait_until(
+    datastore: PostgresDatastore,
+    settings: Settings,
+    model_class: ReadModelClass,
+    position: int,
+    timeout: float,
+) -> bool:
+    """Whether the serving generation reflects the log up to ``position`` within
+    ``timeout`` seconds (read-your-writes), polling every 20 ms."""
+    deadline = time.monotonic() + timeout
+    while not applied_through(datastore, settings, model_class, position):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -1,0 +1,172 @@
+"""Read models whose rows live in PostgreSQL tables of the read schema.
+
+Each generation's tables are named ``<name>_<generation>_<table>``, with a ``progress``
+row and eventsourcing's tracking table beside them. A batch is applied through one
+transaction that first holds the registry row (so a swap waits for it), then writes the
+rows, the progress and the tracking position.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Self
+
+import msgspec
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from loyalty.projections.feed import Fact
+from loyalty.projections.runner import Progress, ReadModel, Superseded
+from loyalty.settings import Settings
+
+PROGRESS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY, position bigint NOT NULL,"
+    " newest_event_at timestamptz NOT NULL, applied_at timestamptz NOT NULL,"
+    " events bigint NOT NULL, rate double precision NOT NULL)"
+)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The names of one generation of one read model's tables."""
+
+    schema: str
+    projection: str
+    generation: int
+
+    def prefix(self) -> str:
+        return f"{self.projection}_{self.generation}_"
+
+    def __call__(self, table: str) -> Composed:
+        return SQL("{}.{}").format(Identifier(self.schema), Identifier(self.prefix() + table))
+
+    def index(self, name: str) -> Identifier:
+        return Identifier(self.prefix() + name)
+
+    @property
+    def tracking(self) -> str:
+        return self.prefix() + "tracking"
+
+
+class TableModel(ReadModel):
+    """A read model of rows: subclasses create their tables in :meth:`create_tables` and
+    apply a batch in :meth:`apply`, through the cursor of the batch's transaction."""
+
+    view: PostgresTrackingRecorder
+
+    def __init__(self, view: PostgresTrackingRecorder, tables: Tables, batch: int) -> None:
+        super().__init__(view, tables.generation, batch)
+        self.tables = tables
+
+    @classmethod
+    def open(cls, settings: Settings, generation: int, datastore: PostgresDatastore) -> Self:
+        tables = Tables(settings.read_schema, cls.name, generation)
+        view = PostgresTrackingRecorder(datastore, tracking_table_name=tables.tracking)
+        return cls(view, tables, settings.projection_batch)
+
+    @abstractmethod
+    def create_tables(self, curs: Cursor[DictRow]) -> None:
+        """Creates this generation's tables (``CREATE TABLE IF NOT EXISTS``)."""
+
+    @abstractmethod
+    def apply(self, curs: Cursor[DictRow], facts: Sequence[Fact]) -> None:
+        """Applies ``facts``, in log order, to this generation's tables."""
+
+    def create(self) -> None:
+        self.view.create_table()
+        with self.view.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL(PROGRESS_TABLE).format(self.tables("progress")))
+            self.create_tables(curs)
+
+    def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:
+        with self.view.datastore.transaction(commit=True) as curs:
+            check_generation(curs, self.tables)
+            self.apply(curs, facts)
+            record_progress(curs, self.tables, facts, last, seconds)
+            self.view._insert_tracking(curs, last)
+
+    def progress(self) -> Progress | None:
+        with self.view.datastore.transaction() as curs:
+            return progress_of(curs, self.tables)
+
+    def drop(self) -> None:
+        with self.view.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                "SELECT tablename FROM pg_tables"
+                " WHERE schemaname = %s AND starts_with(tablename, %s)",
+                (self.tables.schema, self.tables.prefix()),
+            )
+            for row in curs.fetchall():
+                curs.execute(
+                    SQL("DROP TABLE IF EXISTS {}.{}").format(
+                        Identifier(self.tables.schema), Identifier(row["tablename"])
+                    )
+                )
+
+
+def check_generation(curs: Cursor[DictRow], tables: Tables) -> None:
+    """Raises :class:`Superseded` unless ``tables`` serve reads or are being built; holds
+    the registry row so that a swap waits for this batch."""
+    curs.execute(
+        SQL("SELECT generation, building FROM {}.projections WHERE name = %s FOR SHARE").format(
+            Identifier(tables.schema)
+        ),
+        (tables.projection,),
+    )
+    row = curs.fetchone()
+    if row is None or tables.generation not in (row["generation"], row["building"]):
+        raise Superseded(f"{tables.projection} generation {tables.generation} was replaced")
+
+
+def record_progress(
+    curs: Cursor[DictRow], tables: Tables, facts: Sequence[Fact], last: Tracking, seconds: float
+) -> None:
+    """The batch's position, the time of its newest event and its rate, for status."""
+    newest = max(f.body.timestamp for f in facts)
+    rate = len(facts) / seconds if seconds > 0 else 0.0
+    curs.execute(
+        SQL(
+            "INSERT INTO {} (id, position, newest_event_at, applied_at, events, rate)"
+            " VALUES (1, %s, %s, now(), %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            " position = EXCLUDED.position, newest_event_at = EXCLUDED.newest_event_at,"
+            " applied_at = now(), events = {}.events + EXCLUDED.events, rate = EXCLUDED.rate"
+        ).format(tables("progress"), tables("progress")),
+        (last.notification_id, newest, len(facts), rate),
+    )
+
+
+def progress_of(curs: Cursor[DictRow], tables: Tables) -> Progress | None:
+    curs.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AS present",
+        (f"{tables.schema}.{tables.prefix()}progress",),
+    )
+    present = curs.fetchone()
+    if not (present and present["present"]):
+        return None
+    curs.execute(
+        SQL(
+            "SELECT position, newest_event_at, applied_at, events, rate FROM {} WHERE id = 1"
+        ).format(tables("progress"))
+    )
+    row = curs.fetchone()
+    return msgspec.convert(row, Progress) if row else None
+
+
+def serving_tables(curs: Cursor[DictRow], settings: Settings, name: str) -> Tables | None:
+    """The tables of a read model's serving generation; ``None`` before it first ran."""
+    curs.execute(
+        SQL("SELECT generation FROM {}.projections WHERE name = %s").format(
+            Identifier(settings.read_schema)
+        ),
+        (name,),
+    )
+    row = curs.fetchone()
+    if row is None:
+        return None
+    tables = Tables(settings.read_schema, name, row["generation"])
+    return tables if progress_of(curs, tables) is not None else None

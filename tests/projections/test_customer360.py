@@ -1,0 +1,102 @@
+"""The customer 360 documents, in PostgreSQL and in MongoDB alike: built from the log,
+checked against the ledger, rebuilt identically, nothing personal in them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+
+from loyalty.bootstrap import Services
+from loyalty.commands.admin import block_card
+from loyalty.commands.apply import CustomerSpec
+from loyalty.domain import ids
+from loyalty.domain.customer import Profile
+from loyalty.projections.customer360 import CUSTOMERS, Customer360
+from loyalty.projections.runner import Registry, read_datastore, rebuild
+from loyalty.settings import Settings
+from tests.adapters.mongo import mongo_url as mongo_url
+from tests.builders import START, Clock, line, program, purchase, return_of
+from tests.projections.reading import caught_up
+
+
+@pytest.fixture(params=["postgres", "mongodb"])
+def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settings]:
+    """The test's settings with documents in PostgreSQL or in MongoDB."""
+    if request.param == "postgres":
+        yield settings
+        return
+    url: str = request.getfixturevalue("mongo_url")
+    yield msgspec.structs.replace(settings, document_store="mongodb", mongo_url=url)
+
+
+def document(settings: Settings, card: str) -> dict[str, Any] | None:
+    datastore = read_datastore(settings)
+    generation = Registry(settings, datastore).serving(Customer360.name)
+    model = Customer360.open(settings, generation, datastore)
+    try:
+        return model.view.get(CUSTOMERS, str(ids.customer_id_for_card(card)))
+    finally:
+        model.close()
+        datastore.close()
+
+
+@pytest.fixture
+def shopped(services: Services, clock: Clock) -> Services:
+    giulia = CustomerSpec(
+        cards=("C1",),
+        profile=Profile(first_name="Giulia", last_name="Bianchi", email="giulia@example.org"),
+        signed_up_on=START.date(),
+        home_store="s1",
+    )
+    services.applier.apply(program(customers=(giulia,)))
+    clock.advance(hours=2)
+    at = START + timedelta(hours=3)
+    movements = [
+        purchase("a1", line("BREAD", "20.00"), at=at),
+        purchase("a2", line("WINE", "30.00"), terminal="t2", at=at + timedelta(days=1)),
+        return_of("a3", "a2", line("WINE", "30.00"), terminal="t2", at=at + timedelta(days=2)),
+        purchase("b1", line("BREAD", "5.00"), card="C2", at=at + timedelta(days=2)),
+    ]
+    for movement in movements:
+        clock.now = max(clock.now, movement.occurred_at + timedelta(minutes=1))
+        (outcome,) = services.desk.post([movement])
+        assert outcome.status == 201, outcome  # type: ignore[union-attr]
+    block_card(services.ledger, "C2", "lost")
+    return services
+
+
+def test_a_customer_document_gathers_cards_balances_spend_and_visits(
+    shopped: Services, store: Settings
+) -> None:
+    with caught_up(store, [Customer360]):
+        giulia = document(store, "C1")
+        anonymous = document(store, "C2")
+
+    assert giulia is not None and anonymous is not None
+    assert giulia["cards"] == [{"code": "C1", "status": "active"}]
+    assert (giulia["registered"], giulia["home_store"], giulia["erased"]) == (True, "s1", False)
+    assert (giulia["purchases"], giulia["returns"], Decimal(giulia["spend"])) == (2, 1, 20)
+    assert sorted((s["store"], s["visits"]) for s in giulia["stores"]) == [("s1", 1), ("s2", 1)]
+    assert [m["movement_id"] for m in giulia["recent"]] == ["a3", "a2", "a1"]
+    (account,) = giulia["accounts"].values()
+    assert account["points"] == 20 and account["earned"] == 50 and account["spent"] == 30
+    assert anonymous["cards"] == [{"code": "C2", "status": "blocked"}]
+    assert anonymous["registered"] is False
+    assert "Giulia" not in repr(giulia) and "example.org" not in repr(giulia)
+
+
+def test_a_rebuilt_generation_holds_the_same_documents(shopped: Services, store: Settings) -> None:
+    with caught_up(store, [Customer360]):
+        before = document(store, "C1")
+
+    datastore = read_datastore(store)
+    generation = rebuild(store, Customer360, datastore)
+    datastore.close()
+
+    assert generation == 2
+    assert document(store, "C1") == before
