@@ -6,14 +6,24 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from loyalty.bootstrap import Services
 from loyalty.commands.schemas import PostMovement
-from loyalty.projections.analytics import Comparison, Dimension, Grain, RevenueQuery, revenue
+from loyalty.projections.analytics import (
+    Comparison,
+    Dimension,
+    Grain,
+    RevenueQuery,
+    RevenueRow,
+    revenue,
+    source_of,
+)
 from loyalty.projections.revenue import Revenue
 from loyalty.settings import Settings
 from tests.builders import START, Clock, line, program, purchase, return_of
@@ -93,7 +103,13 @@ def test_stores_roll_up_to_the_nodes_they_are_reported_under(
     with caught_up(settings, [Revenue]):
         found = ask(
             settings,
-            RevenueQuery(first=JUNE[0], last=JULY[1], grain=Grain.TOTAL, by=(Dimension.NODE,)),
+            RevenueQuery(
+                first=JUNE[0],
+                last=JULY[1],
+                grain=Grain.TOTAL,
+                by=(Dimension.NODE,),
+                customers=True,
+            ),
             STORES,
         )
         scoped = ask(
@@ -148,3 +164,33 @@ def test_departments_are_figured_from_the_lines(
         "grocery": Decimal("10.00") + Decimal("3.20") + Decimal("30.00"),
         "drinks": Decimal("25.50") + Decimal("12.90") - Decimal("25.50"),
     }
+
+
+@pytest.mark.parametrize(
+    "by",
+    [
+        (),
+        (Dimension.STORE,),
+        (Dimension.NODE,),
+        (Dimension.DEPARTMENT,),
+        (Dimension.STORE, Dimension.DEPARTMENT),
+    ],
+)
+@pytest.mark.parametrize("grain", [Grain.DAY, Grain.WEEK, Grain.MONTH, Grain.TOTAL])
+def test_the_daily_rollups_give_the_figures_of_the_facts(
+    posted: list[PostMovement], settings: Settings, by: tuple[Dimension, ...], grain: Grain
+) -> None:
+    query = RevenueQuery(first=JUNE[0], last=JULY[1], grain=grain, by=by)
+    with caught_up(settings, [Revenue]):
+        rolled_up = ask(settings, query, STORES)
+        from_facts = ask(settings, msgspec.structs.replace(query, customers=True), STORES)
+
+    def without_customers(rows: list[RevenueRow]) -> list[tuple[Any, ...]]:
+        return [
+            (r.period, r.group, msgspec.structs.replace(r.figures, customers=None)) for r in rows
+        ]
+
+    assert source_of(query).table in ("store_days", "department_days")
+    assert without_customers(rolled_up) == without_customers(from_facts)
+    assert all(r.figures.customers is None for r in rolled_up)
+    assert all(r.figures.customers for r in from_facts)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from psycopg import Cursor
@@ -49,9 +49,9 @@ class Comparison(StrEnum):
     YEAR = "year"
 
 
-LINE_DIMENSIONS = {Dimension.DEPARTMENT, Dimension.SKU}
-"""Dimensions of the lines table: their figures are the lines' (no points, receipts
-counted once per movement)."""
+LINE_DIMENSIONS = frozenset({Dimension.DEPARTMENT, Dimension.SKU})
+"""Dimensions of the lines: their figures are the lines' (no points; a receipt counts once
+per department it bought from)."""
 
 
 class RevenueQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +60,8 @@ class RevenueQuery(msgspec.Struct, frozen=True, kw_only=True):
     grain: Grain = Grain.MONTH
     by: tuple[Dimension, ...] = ()
     compare: Comparison = Comparison.NONE
+    customers: bool = False
+    """Count distinct customers too: exact, from the facts, so slower than the rollups."""
 
 
 class Figures(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,14 +69,12 @@ class Figures(msgspec.Struct, frozen=True, kw_only=True):
     receipts: int
     items: Decimal
     average_receipt: Decimal | None
-    customers: int
+    customers: int | None = None
     points_issued: int | None = None
     points_redeemed: int | None = None
 
 
-NOTHING = Figures(
-    revenue=Decimal(0), receipts=0, items=Decimal(0), average_receipt=None, customers=0
-)
+NOTHING = Figures(revenue=Decimal(0), receipts=0, items=Decimal(0), average_receipt=None)
 """The figures of a period or group with no sales."""
 
 
@@ -82,7 +82,7 @@ class Delta(msgspec.Struct, frozen=True, kw_only=True):
     revenue: Decimal
     revenue_pct: Decimal | None
     receipts: int
-    customers: int
+    customers: int | None
 
 
 class RevenueRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,7 +155,9 @@ def delta_of(now: Figures, before: Figures) -> Delta:
         revenue=now.revenue - before.revenue,
         revenue_pct=pct,
         receipts=now.receipts - before.receipts,
-        customers=now.customers - before.customers,
+        customers=(now.customers or 0) - (before.customers or 0)
+        if now.customers is not None or before.customers is not None
+        else None,
     )
 
 
@@ -171,7 +173,7 @@ def figures_by_period(
     """Figures per (period, group...) between ``first`` and ``last``; with ``moved`` the
     days are first moved forward by it (a timedelta, or ``"year"``) so that a comparison
     interval lands on the periods of the current one."""
-    lines = bool(LINE_DIMENSIONS & set(query.by))
+    source = source_of(query)
     day: SQL | Composed = SQL("f.day")
     if isinstance(moved, timedelta):
         day = SQL("(f.day + {})").format(SQL(str(moved.days)))
@@ -187,7 +189,6 @@ def figures_by_period(
         SQL(", {} AS {}").format(g, Identifier(f"g{i}")) for i, g in enumerate(groups)
     )
     group_by = SQL("").join(SQL(", {}").format(Identifier(f"g{i}")) for i in range(len(groups)))
-    measures = LINE_MEASURES if lines else SALE_MEASURES
     statement = SQL(
         "SELECT {period} AS period{groups}, {measures}"
         " FROM {facts} f JOIN unnest(%s::text[], %s::text[]) AS s(store, node)"
@@ -197,16 +198,76 @@ def figures_by_period(
     ).format(
         period=period,
         groups=select_groups,
-        measures=measures,
-        facts=tables("lines" if lines else "sales"),
+        measures=source.measures(query.customers),
+        facts=tables(source.table),
         group_by=group_by,
     )
     curs.execute(statement, (list(stores), list(stores.values()), first, last))
     found = {}
     for row in curs.fetchall():
         key = (row["period"], *((d.value, row[f"g{i}"]) for i, d in enumerate(query.by)))
-        found[key] = figures_of(row, lines)
+        found[key] = figures_of(row)
     return found
+
+
+class Source(NamedTuple):
+    """A table of the revenue read model, the dimensions it can group by, its measures."""
+
+    table: str
+    dimensions: frozenset[Dimension]
+    sums: str
+    customers: str | None
+    """How it counts distinct customers (``None``: it cannot)."""
+    of_lines: bool
+
+    def measures(self, customers: bool) -> SQL:
+        counted = self.customers if customers and self.customers else "NULL::bigint"
+        return SQL(f"{self.sums}, {counted} AS customers")
+
+
+EVERY = frozenset(Dimension)
+SALE_SUMS = (
+    "sum(f.revenue) AS revenue, sum(f.receipts) AS receipts, sum(f.items) AS items,"
+    " sum(f.points_issued) AS points_issued, sum(f.points_redeemed) AS points_redeemed"
+)
+NO_POINTS = "NULL::bigint AS points_issued, NULL::bigint AS points_redeemed"
+DEPARTMENT_SUMS = (
+    f"sum(f.revenue) AS revenue, sum(f.receipts) AS receipts, sum(f.items) AS items, {NO_POINTS}"
+)
+LINE_SUMS = (
+    "sum(f.amount) AS revenue, count(DISTINCT (f.account_id, f.version))"
+    f" FILTER (WHERE f.amount > 0) AS receipts, sum(f.quantity) AS items, {NO_POINTS}"
+)
+DISTINCT_CUSTOMERS = "count(DISTINCT f.customer_id)"
+SOURCES = (
+    Source("store_days", frozenset({Dimension.NODE, Dimension.STORE}), SALE_SUMS, None, False),
+    Source(
+        "department_days",
+        frozenset({Dimension.NODE, Dimension.STORE, Dimension.DEPARTMENT}),
+        DEPARTMENT_SUMS,
+        None,
+        True,
+    ),
+    Source("sales", EVERY - LINE_DIMENSIONS, SALE_SUMS, DISTINCT_CUSTOMERS, False),
+    Source("lines", EVERY, LINE_SUMS, DISTINCT_CUSTOMERS, True),
+)
+"""The rollups first: a query reads the first table that answers it."""
+
+
+def source_of(query: RevenueQuery) -> Source:
+    """The smallest table that answers ``query``: a daily rollup per store (or per store
+    and department) unless it groups finer or counts distinct customers; lines when it
+    groups by department or SKU."""
+    lines = bool(LINE_DIMENSIONS & set(query.by))
+    for source in SOURCES:
+        if not set(query.by) <= source.dimensions:
+            continue
+        if query.customers and source.customers is None:
+            continue
+        if lines != source.of_lines:
+            continue
+        return source
+    raise AssertionError("the lines answer every query")
 
 
 def group_expression(dimension: Dimension) -> Composed:
@@ -223,19 +284,7 @@ def group_expression(dimension: Dimension) -> Composed:
     return SQL("").join([SQL(column)])
 
 
-SALE_MEASURES = SQL(
-    "sum(f.revenue) AS revenue, sum(f.receipts) AS receipts, sum(f.items) AS items,"
-    " count(DISTINCT f.customer_id) AS customers, sum(f.points_issued) AS points_issued,"
-    " sum(f.points_redeemed) AS points_redeemed"
-)
-LINE_MEASURES = SQL(
-    "sum(f.amount) AS revenue, count(DISTINCT (f.account_id, f.version))"
-    " FILTER (WHERE f.amount > 0) AS receipts, sum(f.quantity) AS items,"
-    " count(DISTINCT f.customer_id) AS customers"
-)
-
-
-def figures_of(row: Mapping[str, Any], lines: bool) -> Figures:
+def figures_of(row: Mapping[str, Any]) -> Figures:
     receipts = int(row["receipts"] or 0)
     revenue_total = Decimal(row["revenue"] or 0)
     return Figures(
@@ -243,7 +292,7 @@ def figures_of(row: Mapping[str, Any], lines: bool) -> Figures:
         receipts=receipts,
         items=Decimal(row["items"] or 0),
         average_receipt=(revenue_total / receipts).quantize(Decimal("0.01")) if receipts else None,
-        customers=int(row["customers"]),
-        points_issued=None if lines else int(row["points_issued"] or 0),
-        points_redeemed=None if lines else int(row["points_redeemed"] or 0),
+        customers=None if row["customers"] is None else int(row["customers"]),
+        points_issued=None if row["points_issued"] is None else int(row["points_issued"]),
+        points_redeemed=None if row["points_redeemed"] is None else int(row["points_redeemed"]),
     )

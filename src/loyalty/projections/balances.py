@@ -26,7 +26,7 @@ from loyalty.domain.customer import Customer
 from loyalty.domain.movement import TransactionKind
 from loyalty.projections import feed
 from loyalty.projections.feed import Fact, topic_of
-from loyalty.projections.tables import TableModel
+from loyalty.projections.tables import TableModel, columns
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS {accounts} ("
@@ -224,11 +224,6 @@ def customer_row(fact: Fact) -> tuple[UUID, Any, str | None, bool]:
     if isinstance(body, feed.HomeStoreSet):
         return (fact.originator_id, None, body.store, False)
     return (fact.originator_id, None, None, True)
-
-
-def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Rows as columns, for ``unnest`` of arrays."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 def add_movement(totals: AccountTotals, recorded: feed.MovementRecorded) -> None:

@@ -9,6 +9,10 @@ event that recorded it:
 - ``lines``: local day, store, customer, SKU, department, quantity and amount (negative
   for a return).
 
+and two daily rollups that most queries read instead: ``store_days`` (revenue, receipts,
+items, points per store and local day) and ``department_days`` (revenue, receipts — the
+purchases that bought from the department — and items per store, department and day).
+
 Queries group them by any interval and dimension (:mod:`loyalty.projections.analytics`);
 the network tree's levels roll stores up at query time, from the tree as it stands.
 """
@@ -30,7 +34,7 @@ from loyalty.domain.account import Account
 from loyalty.domain.movement import MovementType, TransactionKind
 from loyalty.projections import feed
 from loyalty.projections.feed import Fact, topic_of
-from loyalty.projections.tables import TableModel
+from loyalty.projections.tables import TableModel, columns
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS {sales} ("
@@ -48,6 +52,30 @@ TABLES = (
     " PRIMARY KEY (account_id, version, line))",
     "CREATE INDEX IF NOT EXISTS {lines_day} ON {lines} (day, store)",
     "CREATE TABLE IF NOT EXISTS {owners} (account_id uuid PRIMARY KEY, customer_id uuid NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {store_days} ("
+    " day date NOT NULL, store text NOT NULL, revenue numeric NOT NULL,"
+    " receipts bigint NOT NULL, items numeric NOT NULL, points_issued bigint NOT NULL,"
+    " points_redeemed bigint NOT NULL, PRIMARY KEY (day, store))",
+    "CREATE TABLE IF NOT EXISTS {department_days} ("
+    " day date NOT NULL, store text NOT NULL, department text NOT NULL,"
+    " revenue numeric NOT NULL, receipts bigint NOT NULL, items numeric NOT NULL,"
+    " PRIMARY KEY (day, store, department))",
+)
+
+STORE_DAYS = (
+    "INSERT INTO {t} AS t SELECT * FROM unnest(%s::date[], %s::text[], %s::numeric[],"
+    " %s::bigint[], %s::numeric[], %s::bigint[], %s::bigint[])"
+    " ON CONFLICT (day, store) DO UPDATE SET revenue = t.revenue + EXCLUDED.revenue,"
+    " receipts = t.receipts + EXCLUDED.receipts, items = t.items + EXCLUDED.items,"
+    " points_issued = t.points_issued + EXCLUDED.points_issued,"
+    " points_redeemed = t.points_redeemed + EXCLUDED.points_redeemed"
+)
+DEPARTMENT_DAYS = (
+    "INSERT INTO {t} AS t SELECT * FROM unnest(%s::date[], %s::text[], %s::text[],"
+    " %s::numeric[], %s::bigint[], %s::numeric[])"
+    " ON CONFLICT (day, store, department) DO UPDATE SET"
+    " revenue = t.revenue + EXCLUDED.revenue, receipts = t.receipts + EXCLUDED.receipts,"
+    " items = t.items + EXCLUDED.items"
 )
 
 SIGN = {MovementType.PURCHASE: 1, MovementType.RETURN: -1}
@@ -67,7 +95,8 @@ class Revenue(TableModel):
     topics = (topic_of(Account.Opened), topic_of(Account.MovementRecorded))
 
     def create_tables(self, curs: Cursor[DictRow]) -> None:
-        names = {t: self.tables(t) for t in ("sales", "lines", "owners")} | {
+        tables = ("sales", "lines", "owners", "store_days", "department_days")
+        names = {t: self.tables(t) for t in tables} | {
             index: Identifier(self.tables.prefix() + index)
             for index in ("sales_day", "sales_customer", "lines_day")
         }
@@ -120,6 +149,37 @@ class Revenue(TableModel):
         ) as copy:
             for row in lines:
                 copy.write_row(row)
+        self.roll_up(curs, sales, lines)
+
+    def roll_up(
+        self, curs: Cursor[DictRow], sales: list[tuple[Any, ...]], lines: list[tuple[Any, ...]]
+    ) -> None:
+        """Adds the batch to the daily rollups per store and per store and department."""
+        stores: dict[tuple[Any, ...], list[Any]] = {}
+        for row in sales:
+            totals = stores.setdefault((row[6], row[4]), [Decimal(0), 0, Decimal(0), 0, 0])
+            for index, value in enumerate(row[9:14]):
+                totals[index] += value
+        departments: dict[tuple[Any, ...], list[Any]] = {}
+        bought: set[tuple[Any, ...]] = set()
+        for row in lines:
+            key = (row[5], row[4], row[7])
+            totals = departments.setdefault(key, [Decimal(0), 0, Decimal(0)])
+            totals[0] += row[9]
+            totals[2] += row[8]
+            if row[9] > 0 and (key, row[0], row[1]) not in bought:
+                bought.add((key, row[0], row[1]))
+                totals[1] += 1
+        if stores:
+            curs.execute(
+                SQL(STORE_DAYS).format(t=self.tables("store_days")),
+                columns([(*key, *totals) for key, totals in stores.items()], 7),
+            )
+        if departments:
+            curs.execute(
+                SQL(DEPARTMENT_DAYS).format(t=self.tables("department_days")),
+                columns([(*key, *totals) for key, totals in departments.items()], 6),
+            )
 
 
 def sale_row(fact: Fact, customer_id: Any) -> tuple[Any, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import msgspec
 from eventsourcing.persistence import Tracking
@@ -107,6 +107,11 @@ class TableModel(ReadModel):
                         Identifier(self.tables.schema), Identifier(row["tablename"])
                     )
                 )
+
+
+def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as columns, for ``unnest`` of arrays."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 def check_generation(curs: Cursor[DictRow], tables: Tables) -> None:
