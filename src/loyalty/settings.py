@@ -49,7 +49,7 @@ variable                           meaning                                      
                                    deleted after this long
 ``LOYALTY_RETENTION_INTERVAL_H``   how often the server applies retention      ``24``
                                    (0: never; ``loyalty privacy retention`` does)
-``LOYALTY_PROJECTION_BATCH``        most events a projection applies in one     ``2000``
+``LOYALTY_PROJECTION_BATCH``        most events a projection applies in one     ``5000``
                                    transaction
 ``LOYALTY_PROJECTION_FLUSH_MS``     longest a projection holds events before    ``50``
                                    applying them (the lag it adds when idle)
@@ -105,7 +105,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_profile_days: int = 0
     retention_auth_days: int = 30
     retention_interval_h: int = 24
-    projection_batch: int = 2_000
+    projection_batch: int = 5_000
     projection_flush_ms: int = 50
     document_store: str = "postgres"
     mongo_url: str = ""

@@ -8,20 +8,38 @@ that held then, and compared with what was stored, bit for bit: the input digest
 same inputs were rebuilt), the derivation (transactions, evidence, receipt), and the
 balance after it. Later movements build on the stored events, so one difference does not
 cascade.
+
+The walk can be split by account into parts replayed side by side in processes of their
+own: a movement reads its own account and otherwise only streams every part reads in
+full (program, cards, customers, budgets), so each part decides exactly as the whole walk
+would, and the parts' reports add up to the report of one walk. Streams are decoded only
+when a movement reads them, and a derivation whose encoding is the stored bytes is the
+stored one (the stored derivation is decoded only to say how it differs).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
+import multiprocessing
+import os
 import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
+from decimal import Decimal
+from functools import cached_property
 from typing import Any, cast
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import get_topic
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from loyalty.adapters.eventstore import schema_of
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.movements import context_for
 from loyalty.commands.program import Program
@@ -30,11 +48,15 @@ from loyalty.domain.account import Account
 from loyalty.domain.campaign import CampaignView
 from loyalty.domain.card import Card
 from loyalty.domain.errors import LoyaltyError
-from loyalty.domain.movement import REFERS_TO_ORIGINAL, Derivation
+from loyalty.domain.movement import REFERS_TO_ORIGINAL, Derivation, Movement
 from loyalty.rules.engine import OriginalMovement, derive
+from loyalty.settings import Settings
 
 BATCH = 20_000
 MAX_REPORTED = 100
+PARALLEL_FROM = 50_000
+"""Logs of fewer events replay in one process: starting others would cost more than it saves."""
+MAX_WORKERS = 8
 READ_TOPICS = tuple(
     f"loyalty.domain.{module}:"
     for module in (
@@ -52,8 +74,13 @@ READ_TOPICS = tuple(
 PROGRAM_TOPICS = tuple(
     f"loyalty.domain.{module}:" for module in ("network", "campaign", "promotion", "cluster")
 )
+ACCOUNT_TOPICS = "loyalty.domain.account:"
+RECORDED_TOPIC = get_topic(Account.MovementRecorded)
 
-_encoder = msgspec.json.Encoder(order="deterministic")
+_encoder = msgspec.json.Encoder()
+"""Encodes a derivation as the event store's mapper does."""
+_canonical = msgspec.json.Encoder(order="deterministic")
+_derivation_decoder = msgspec.json.Decoder(Derivation)
 
 
 class Difference(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,139 +106,286 @@ class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
     events_per_second: float
 
 
-class Replay:
-    """One walk of ``ledger``'s log; compares movements with ``occurred_at`` in
-    [``start``, ``end``) (all when not given); earlier ones only rebuild state."""
+class Scope(msgspec.Struct, frozen=True, kw_only=True):
+    """What one part of a replay covers: the log up to ``head``; the movements with
+    ``occurred_at`` in [``start``, ``end``) of the accounts of part ``part`` of ``parts``."""
 
-    def __init__(
-        self, ledger: Ledger, start: datetime | None = None, end: datetime | None = None
-    ) -> None:
-        self.ledger = ledger
-        self.start = start
-        self.end = end
+    start: datetime | None
+    end: datetime | None
+    head: int
+    parts: int = 1
+    part: int = 0
+
+
+class PartReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What one part found; its events are its own accounts' (part 0: every other too)."""
+
+    movements: int
+    withheld: int
+    events: int
+    differences: int
+    first_differences: tuple[Difference, ...]
+
+
+class Streams(Mapping[UUID, Any]):
+    """The aggregates the engine reads, each brought up to date only when read: until
+    then a stream's events wait as stored, so that a part decodes only the cards,
+    customers and budgets its own movements read."""
+
+    def __init__(self, mapper: Mapper[UUID]) -> None:
+        self.mapper = mapper
         self.aggregates: dict[UUID, Any] = {}
+        self.waiting: dict[UUID, list[StoredEvent]] = {}
+
+    def append(self, stored_id: UUID, stored: StoredEvent) -> None:
+        self.waiting.setdefault(stored_id, []).append(stored)
+
+    def get(self, stream_id: UUID, default: Any = None) -> Any:
+        """As ``Mapping.get``, without raising and catching ``KeyError`` for the streams
+        that do not exist (a customer never registered, a budget never consumed)."""
+        return (
+            self[stream_id]
+            if stream_id in self.aggregates or stream_id in self.waiting
+            else default
+        )
+
+    def __getitem__(self, stream_id: UUID) -> Any:
+        waiting = self.waiting.pop(stream_id, None)
+        if waiting:
+            aggregate = self.aggregates.get(stream_id)
+            for stored in waiting:
+                event = self.mapper.to_domain_event(stored)
+                aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
+            self.aggregates[stream_id] = aggregate
+        return self.aggregates[stream_id]
+
+    def __iter__(self) -> Iterator[UUID]:
+        return iter(self.aggregates.keys() | self.waiting.keys())
+
+    def __len__(self) -> int:
+        return len(self.aggregates.keys() | self.waiting.keys())
+
+
+class RecordedMovement:
+    """A stored ``Account.MovementRecorded`` whose derivation is kept as the stored bytes.
+
+    Its fields are decoded as the mapper decodes them (plain JSON typed by the event's
+    annotations: the event has no upcasters and holds no personal field), except the
+    derivation, decoded only when read.
+    """
+
+    decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+        msgspec.defstruct(
+            "RecordedWithStoredDerivation",
+            [
+                (f.name, msgspec.Raw if f.name == "derivation" else f.type)
+                for f in msgspec.structs.fields(schema_of(Account.MovementRecorded).decoder.type)
+            ],
+            kw_only=True,
+        )
+    )
+
+    def __init__(self, notification_id: int, account_id: UUID, version: int, state: bytes):
+        self.notification_id = notification_id
+        self.account_id = account_id
+        self.version = version
+        self.fields = self.decoder.decode(state)
+        self.movement: Movement = self.fields.movement
+        self.points_after: int = self.fields.points_after
+        self.credits_after: Decimal = self.fields.credits_after
+        self.stored_bytes = bytes(self.fields.derivation)
+
+    @cached_property
+    def derivation(self) -> Derivation:
+        return _derivation_decoder.decode(self.stored_bytes)
+
+    def is_stored(self, derivation: Derivation) -> bool:
+        """Whether ``derivation`` encodes to the stored bytes: then it is the stored
+        derivation, bit for bit, and decodes from them to itself."""
+        return _encoder.encode(derivation) == self.stored_bytes
+
+    def event(self, derivation: Derivation) -> Account.MovementRecorded:
+        """The stored event, with ``derivation`` (the stored one) as its derivation, built
+        as the mapper builds it."""
+        state = msgspec.structs.asdict(self.fields)
+        state.update(
+            derivation=derivation, originator_id=self.account_id, originator_version=self.version
+        )
+        event = object.__new__(Account.MovementRecorded)
+        object.__setattr__(event, "__dict__", state)
+        return event
+
+
+class Replay:
+    """One walk of ``ledger``'s log for ``scope``: compares the movements in its interval
+    of its accounts; every other event it reads only rebuilds state."""
+
+    def __init__(self, ledger: Ledger, scope: Scope) -> None:
+        self.ledger = ledger
+        self.scope = scope
+        self.streams = Streams(ledger.mapper)
         self.program = Program(revision=0)
+        self.views: dict[UUID, CampaignView] = {}
         self.program_stale = False
         self.config: set[UUID] = set()
         self.differences: list[Difference] = []
-        self.found = 0
-        self.withheld = 0
+        self.found = self.withheld = self.movements = self.events = 0
         self.erased: set[UUID] | None = None
-        schema = Identifier(ledger.settings.pg_schema)
         self._events = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
-            " FROM {}.ledger_events WHERE notification_id > %s"
+            " FROM {}.ledger_events WHERE notification_id > %s AND notification_id <= %s"
+            " AND (NOT starts_with(topic, %s) OR get_byte(uuid_send(originator_id), 15) %% %s = %s)"
             " ORDER BY notification_id LIMIT %s"
-        ).format(schema)
+        ).format(Identifier(ledger.settings.pg_schema))
 
-    def run(self) -> ReplayReport:
-        started = time.perf_counter()
-        movements = events = 0
-        after = 0
-        while True:
-            batch = self.ledger.query(self._events, (after, BATCH))
+    def run(self) -> PartReport:
+        for batch in self.batches():
             for notification_id, originator_id, version, topic, state in batch:
-                events += 1
-                if not topic.startswith(READ_TOPICS):
-                    continue
-                stored = StoredEvent(
-                    originator_id=originator_id,
-                    originator_version=version,
-                    topic=topic,
-                    state=bytes(state),
-                )
-                event = self.ledger.mapper.to_domain_event(stored)
-                if isinstance(event, Account.MovementRecorded) and self.in_range(event):
-                    movements += 1
-                    self.check(notification_id, event)
-                self.aggregates[originator_id] = event.mutate(  # type: ignore[attr-defined]
-                    self.aggregates.get(originator_id)
-                )
-                if topic.startswith(PROGRAM_TOPICS):
-                    self.config.add(originator_id)
-                    self.program_stale = True
-            if len(batch) < BATCH:
-                break
-            after = batch[-1][0]
-        seconds = time.perf_counter() - started
-        return ReplayReport(
-            identical=not self.found,
-            movements=movements,
+                self.read(notification_id, originator_id, version, topic, state)
+        return PartReport(
+            movements=self.movements,
             withheld=self.withheld,
-            events=events,
+            events=self.events,
             differences=self.found,
             first_differences=tuple(self.differences),
-            seconds=round(seconds, 3),
-            movements_per_second=round(movements / seconds, 1) if seconds else 0.0,
-            events_per_second=round(events / seconds, 1) if seconds else 0.0,
         )
 
-    def in_range(self, event: Account.MovementRecorded) -> bool:
-        at = event.movement.occurred_at
-        return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
+    def batches(self) -> Iterator[list[tuple[Any, ...]]]:
+        """The part's rows in the global order, a batch at a time (in binary: half the
+        bytes of text, and no hex to decode)."""
+        scope, after = self.scope, 0
+        while True:
+            params = (after, scope.head, ACCOUNT_TOPICS, scope.parts, scope.part, BATCH)
+            with self.ledger.ledger_recorder.datastore.get_connection() as conn:
+                cursor = conn.cursor(row_factory=tuple_row, binary=True)
+                batch = cursor.execute(self._events, params, prepare=True).fetchall()
+            yield batch
+            if len(batch) < BATCH:
+                return
+            after = batch[-1][0]
+
+    def read(
+        self, notification_id: int, originator_id: UUID, version: int, topic: str, state: bytes
+    ) -> None:
+        """Checks a movement of the interval; keeps any other event the engine reads."""
+        if self.scope.part == 0 or topic.startswith(ACCOUNT_TOPICS):
+            self.events += 1
+        if topic == RECORDED_TOPIC:
+            recorded = RecordedMovement(notification_id, originator_id, version, state)
+            if self.in_range(recorded.movement):
+                self.check(recorded)
+                return
+        elif not topic.startswith(READ_TOPICS):
+            return
+        self.streams.append(
+            originator_id,
+            StoredEvent(
+                originator_id=originator_id, originator_version=version, topic=topic, state=state
+            ),
+        )
+        if topic.startswith(PROGRAM_TOPICS):
+            self.config.add(originator_id)
+            self.program_stale = True
+
+    def in_range(self, movement: Movement) -> bool:
+        at, start, end = movement.occurred_at, self.scope.start, self.scope.end
+        return (start is None or at >= start) and (end is None or at < end)
 
     def current_program(self) -> Program:
         if self.program_stale:
-            self.program = Program.of(0, [self.aggregates[i] for i in self.config])
+            self.program = Program.of(0, [self.streams[i] for i in self.config])
+            self.views = {view.id: view for view in self.program.views}
             self.program_stale = False
         return self.program
 
-    def check(self, notification_id: int, event: Account.MovementRecorded) -> None:
-        """Derives the movement of ``event`` again and records any difference."""
-        account = cast(Account, self.aggregates[event.originator_id])
-        movement, stored = event.movement, event.derivation
+    def check(self, recorded: RecordedMovement) -> None:
+        """Derives the movement again and records any difference; then applies the stored
+        event to the account, which later movements build on."""
+        self.movements += 1
+        account = cast(Account, self.streams[recorded.account_id])
+        replayed = self.derive_again(recorded, account)
+        stored = self.stored_derivation(recorded, replayed)
+        if replayed is not None:
+            self.check_balance(recorded, account, replayed)
+        recorded.event(stored).mutate(account)
 
-        def differ(what: str, detail: str) -> None:
-            self.found += 1
-            if len(self.differences) < MAX_REPORTED:
-                self.differences.append(
-                    Difference(
-                        notification_id=notification_id,
-                        account_id=account.id,
-                        movement_id=movement.movement_id,
-                        what=what,
-                        detail=detail,
-                    )
-                )
+    def stored_derivation(
+        self, recorded: RecordedMovement, replayed: Derivation | None
+    ) -> Derivation:
+        """The stored derivation: ``replayed`` itself when it encodes to the stored bytes,
+        else decoded from them (and how ``replayed`` differs from it is recorded)."""
+        if replayed is None:
+            return recorded.derivation
+        if recorded.is_stored(replayed):
+            return replayed
+        self.compare(recorded, replayed)
+        return recorded.derivation
 
+    def check_balance(
+        self, recorded: RecordedMovement, account: Account, replayed: Derivation
+    ) -> None:
+        points = account.points + replayed.points_delta
+        credits = account.credits + replayed.credits_delta
+        if (recorded.points_after, recorded.credits_after) != (points, credits):
+            self.differ(recorded, "balance", f"{points} points instead of {recorded.points_after}")
+
+    def derive_again(self, recorded: RecordedMovement, account: Account) -> Derivation | None:
+        """The movement derived from the state it was decided on, or ``None`` when it
+        could not be (the difference is recorded)."""
+        movement = recorded.movement
         program = self.current_program()
-        campaign = program.campaigns[account.campaign_id]
-        card = self.aggregates.get(ids.card_id(movement.card))
+        card = self.streams.get(ids.card_id(movement.card))
         if not isinstance(card, Card):
-            differ("inputs", f"card {movement.card!r} did not exist")
-            return
+            self.differ(recorded, "inputs", f"card {movement.card!r} did not exist")
+            return None
         erased = self.is_erased(card.customer_id)
         try:
+            original = self.original(account, recorded)
             context = context_for(
                 program,
-                CampaignView(id=campaign.id, code=campaign.code, terms=campaign.terms),
+                self.views[account.campaign_id],
                 movement,
                 card,
                 account,
-                self.aggregates,
-                self.original(account, stored) if movement.type in REFERS_TO_ORIGINAL else None,
+                self.streams,
+                original,
             )
             if erased:
                 self.withheld += 1
-                known = frozenset(ref.code for ref in stored.clusters)
+                known = frozenset(ref.code for ref in recorded.derivation.clusters)
                 context = dataclasses.replace(context, memberships=known)
             replayed = derive(movement, context)
         except LoyaltyError as error:
-            differ("refused", f"{error.code}: {error.message}")
-            return
+            self.differ(recorded, "refused", f"{error.code}: {error.message}")
+            return None
         if erased:
-            replayed = msgspec.structs.replace(replayed, input_digest=stored.input_digest)
+            replayed = msgspec.structs.replace(
+                replayed, input_digest=recorded.derivation.input_digest
+            )
+        return replayed
+
+    def compare(self, recorded: RecordedMovement, replayed: Derivation) -> None:
+        """Records how a derivation whose bytes are not the stored ones differs from the
+        stored one: both encoded afresh, so that stored bytes encoded otherwise but equal
+        in every value (an event written before a field was added) are no difference."""
+        stored = recorded.derivation
         if replayed.input_digest != stored.input_digest:
-            differ("inputs", f"digest {replayed.input_digest} instead of {stored.input_digest}")
-        elif _encoder.encode(replayed) != _encoder.encode(stored):
-            differ("derivation", _encoder.encode(replayed).decode())
-        if (event.points_after, event.credits_after) != (
-            account.points + replayed.points_delta,
-            account.credits + replayed.credits_delta,
-        ):
-            differ(
-                "balance",
-                f"{account.points + replayed.points_delta} points instead of {event.points_after}",
+            detail = f"digest {replayed.input_digest} instead of {stored.input_digest}"
+            self.differ(recorded, "inputs", detail)
+        elif (encoded := _canonical.encode(replayed)) != _canonical.encode(stored):
+            self.differ(recorded, "derivation", encoded.decode())
+
+    def differ(self, recorded: RecordedMovement, what: str, detail: str) -> None:
+        self.found += 1
+        if len(self.differences) < MAX_REPORTED:
+            self.differences.append(
+                Difference(
+                    notification_id=recorded.notification_id,
+                    account_id=recorded.account_id,
+                    movement_id=recorded.movement.movement_id,
+                    what=what,
+                    detail=detail,
+                )
             )
 
     def is_erased(self, customer_id: UUID) -> bool:
@@ -220,24 +394,95 @@ class Replay:
             self.erased = self.ledger.keys.destroyed()
         return customer_id in self.erased
 
-    def original(self, account: Account, stored: Derivation) -> OriginalMovement | None:
+    def original(self, account: Account, recorded: RecordedMovement) -> OriginalMovement | None:
         """The movement a return or cancellation gave back, as the writer read it."""
-        given_back = stored.return_of
+        if recorded.movement.type not in REFERS_TO_ORIGINAL:
+            return None
+        given_back = recorded.derivation.return_of
         if given_back is None:
             return None
         version = given_back.account_version
         (event,) = self.ledger.events.get(account.id, gt=version - 1, lte=version)
-        recorded = cast(Account.MovementRecorded, event)
+        stored = cast(Account.MovementRecorded, event)
         return OriginalMovement(
             source=given_back.terminal,
-            movement=recorded.movement,
-            derivation=recorded.derivation,
+            movement=stored.movement,
+            derivation=stored.derivation,
             account_version=version,
             returned_before=account.returned.get((given_back.terminal, given_back.movement_id), ()),
         )
 
 
 def replay(
-    ledger: Ledger, start: datetime | None = None, end: datetime | None = None
+    ledger: Ledger,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    workers: int | None = None,
 ) -> ReplayReport:
-    return Replay(ledger, start, end).run()
+    """Replays the log as it stands when called (up to its last event).
+
+    Args:
+        workers: the processes that replay accounts side by side, this one included. By
+            default one per CPU core (at most :data:`MAX_WORKERS`) on a log of
+            :data:`PARALLEL_FROM` events or more, else 1. The report does not depend on it.
+    """
+    started = time.perf_counter()
+    head = last_event(ledger)
+    parts = workers or default_workers(head)
+    reports = replay_parts(ledger, Scope(start=start, end=end, head=head, parts=parts))
+    return merged(reports, time.perf_counter() - started)
+
+
+def last_event(ledger: Ledger) -> int:
+    """The notification id of the last event of the log (0 when it is empty)."""
+    schema = Identifier(ledger.settings.pg_schema)
+    query = SQL("SELECT coalesce(max(notification_id), 0) FROM {}.ledger_events").format(schema)
+    ((head,),) = ledger.query(query)
+    return int(head)
+
+
+def default_workers(head: int) -> int:
+    return 1 if head < PARALLEL_FROM else min(os.cpu_count() or 1, MAX_WORKERS)
+
+
+def replay_parts(ledger: Ledger, scope: Scope) -> list[PartReport]:
+    """The report of each part: part 0 replayed here, the others each in a new process
+    (spawned, not forked: this process may hold connections and threads)."""
+    if scope.parts == 1:
+        return [Replay(ledger, scope).run()]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(scope.parts - 1, mp_context=context) as pool:
+        others = [
+            pool.submit(replay_part, ledger.settings, msgspec.structs.replace(scope, part=part))
+            for part in range(1, scope.parts)
+        ]
+        own = Replay(ledger, scope).run()
+        return [own, *(other.result() for other in others)]
+
+
+def replay_part(settings: Settings, scope: Scope) -> PartReport:
+    """One part, in a process of its own with its own connections."""
+    ledger = Ledger(msgspec.structs.replace(settings, pg_pool_size=1))
+    try:
+        return Replay(ledger, scope).run()
+    finally:
+        ledger.close()
+
+
+def merged(reports: list[PartReport], seconds: float) -> ReplayReport:
+    """One report of the parts' reports, as one walk would have made it."""
+    movements = sum(r.movements for r in reports)
+    events = sum(r.events for r in reports)
+    found = sum(r.differences for r in reports)
+    first = heapq.merge(*(r.first_differences for r in reports), key=lambda d: d.notification_id)
+    return ReplayReport(
+        identical=not found,
+        movements=movements,
+        withheld=sum(r.withheld for r in reports),
+        events=events,
+        differences=found,
+        first_differences=tuple(itertools.islice(first, MAX_REPORTED)),
+        seconds=round(seconds, 3),
+        movements_per_second=round(movements / seconds, 1) if seconds else 0.0,
+        events_per_second=round(events / seconds, 1) if seconds else 0.0,
+    )

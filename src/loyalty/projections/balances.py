@@ -18,7 +18,7 @@ from uuid import UUID
 import msgspec
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL
 
 from loyalty.domain.account import Account
 from loyalty.domain.card import Card
@@ -35,23 +35,26 @@ TABLES = (
     " earned bigint NOT NULL DEFAULT 0, spent bigint NOT NULL DEFAULT 0,"
     " movements bigint NOT NULL DEFAULT 0, last_movement_at timestamptz,"
     " last_movement_id text)",
-    "CREATE INDEX IF NOT EXISTS {accounts_customer} ON {accounts} (customer_id)",
     "CREATE TABLE IF NOT EXISTS {cards} ("
     " card_id uuid PRIMARY KEY, code text NOT NULL UNIQUE, customer_id uuid NOT NULL,"
     " status text NOT NULL, successor text)",
-    "CREATE INDEX IF NOT EXISTS {cards_customer} ON {cards} (customer_id)",
     "CREATE TABLE IF NOT EXISTS {history} ("
     " account_id uuid NOT NULL, version bigint NOT NULL, customer_id uuid NOT NULL,"
     " movement_id text NOT NULL, type text NOT NULL, card text NOT NULL,"
     " occurred_at timestamptz NOT NULL, store text, amount numeric NOT NULL,"
     " points_delta bigint NOT NULL, credits_delta numeric NOT NULL,"
     " points_after bigint NOT NULL, credits_after numeric NOT NULL,"
-    " transactions jsonb NOT NULL, PRIMARY KEY (account_id, version))",
-    "CREATE INDEX IF NOT EXISTS {history_customer} ON {history} (customer_id, occurred_at)",
+    " transactions jsonb NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {customers} ("
     " customer_id uuid PRIMARY KEY, signed_up_on date, home_store text,"
     " erased boolean NOT NULL DEFAULT false)",
-    "CREATE INDEX IF NOT EXISTS {customers_customer} ON {customers} (home_store)",
+)
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS {accounts_customer_index} ON {accounts} (customer_id)",
+    "CREATE INDEX IF NOT EXISTS {cards_customer_index} ON {cards} (customer_id)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS {history_key_index} ON {history} (account_id, version)",
+    "CREATE INDEX IF NOT EXISTS {history_customer_index} ON {history} (customer_id, occurred_at)",
+    "CREATE INDEX IF NOT EXISTS {customers_store_index} ON {customers} (home_store)",
 )
 
 _encoder = msgspec.json.Encoder()
@@ -83,14 +86,8 @@ class Balances(TableModel):
         topic_of(Customer.Erased),
     )
 
-    def create_tables(self, curs: Cursor[DictRow]) -> None:
-        tables = ("accounts", "cards", "history", "customers")
-        names = {name: self.tables(name) for name in tables} | {
-            f"{name}_customer": Identifier(self.tables.prefix() + f"{name}_customer")
-            for name in tables
-        }
-        for statement in TABLES:
-            curs.execute(SQL(statement).format(**names))
+    TABLES = TABLES
+    INDEXES = INDEXES
 
     def apply(self, curs: Cursor[DictRow], facts: Sequence[Fact]) -> None:
         opened: list[tuple[UUID, UUID, UUID]] = []
@@ -119,15 +116,15 @@ class Balances(TableModel):
         self.write_cards(curs, issued, changed)
         self.write_customers(curs, customers)
         owners = self.write_accounts(curs, opened, totals)
-        curs.executemany(
+        with curs.copy(
             SQL(
-                "INSERT INTO {} (account_id, version, customer_id, movement_id, type, card,"
+                "COPY {} (account_id, version, customer_id, movement_id, type, card,"
                 " occurred_at, store, amount, points_delta, credits_delta, points_after,"
-                " credits_after, transactions)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            ).format(self.tables("history")),
-            [(row[0], row[1], owners[row[0]], *row[2:]) for row in history],
-        )
+                " credits_after, transactions) FROM STDIN"
+            ).format(self.tables("history"))
+        ) as copy:
+            for row in history:
+                copy.write_row((row[0], row[1], owners[row[0]], *row[2:]))
 
     def write_accounts(
         self,
@@ -180,6 +177,8 @@ class Balances(TableModel):
         self, curs: Cursor[DictRow], customers: list[tuple[UUID, Any, str | None, bool]]
     ) -> None:
         """Applies customer events in log order (several may concern one customer)."""
+        if not customers:
+            return
         curs.executemany(
             SQL(
                 "INSERT INTO {t} AS c (customer_id, signed_up_on, home_store, erased)"

@@ -67,7 +67,7 @@ class DocumentModel(ReadModel):
     def changes(self, facts: Sequence[Fact]) -> list[DocumentChange]:
         """The documents ``facts`` change, in log order."""
 
-    def create(self) -> None:
+    def create(self, indexed: bool = True) -> None:
         self.view.create_table()
 
     def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:

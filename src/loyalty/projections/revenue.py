@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL
 
 from loyalty.domain.account import Account
 from loyalty.domain.movement import MovementType, TransactionKind
@@ -42,15 +42,11 @@ TABLES = (
     " card text NOT NULL, store text NOT NULL, terminal text NOT NULL, day date NOT NULL,"
     " hour smallint NOT NULL, type text NOT NULL, revenue numeric NOT NULL,"
     " receipts integer NOT NULL, items numeric NOT NULL, points_issued bigint NOT NULL,"
-    " points_redeemed bigint NOT NULL, PRIMARY KEY (account_id, version))",
-    "CREATE INDEX IF NOT EXISTS {sales_day} ON {sales} (day, store)",
-    "CREATE INDEX IF NOT EXISTS {sales_customer} ON {sales} (customer_id, day)",
+    " points_redeemed bigint NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {lines} ("
     " account_id uuid NOT NULL, version bigint NOT NULL, line smallint NOT NULL,"
     " customer_id uuid NOT NULL, store text NOT NULL, day date NOT NULL, sku text NOT NULL,"
-    " department text NOT NULL, quantity numeric NOT NULL, amount numeric NOT NULL,"
-    " PRIMARY KEY (account_id, version, line))",
-    "CREATE INDEX IF NOT EXISTS {lines_day} ON {lines} (day, store)",
+    " department text NOT NULL, quantity numeric NOT NULL, amount numeric NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {owners} (account_id uuid PRIMARY KEY, customer_id uuid NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {store_days} ("
     " day date NOT NULL, store text NOT NULL, revenue numeric NOT NULL,"
@@ -60,6 +56,13 @@ TABLES = (
     " day date NOT NULL, store text NOT NULL, department text NOT NULL,"
     " revenue numeric NOT NULL, receipts bigint NOT NULL, items numeric NOT NULL,"
     " PRIMARY KEY (day, store, department))",
+)
+INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS {sales_key_index} ON {sales} (account_id, version)",
+    "CREATE INDEX IF NOT EXISTS {sales_day_index} ON {sales} (day, store)",
+    "CREATE INDEX IF NOT EXISTS {sales_customer_index} ON {sales} (customer_id, day)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS {lines_key_index} ON {lines} (account_id, version, line)",
+    "CREATE INDEX IF NOT EXISTS {lines_day_index} ON {lines} (day, store)",
 )
 
 STORE_DAYS = (
@@ -94,14 +97,8 @@ class Revenue(TableModel):
     name = "revenue"
     topics = (topic_of(Account.Opened), topic_of(Account.MovementRecorded))
 
-    def create_tables(self, curs: Cursor[DictRow]) -> None:
-        tables = ("sales", "lines", "owners", "store_days", "department_days")
-        names = {t: self.tables(t) for t in tables} | {
-            index: Identifier(self.tables.prefix() + index)
-            for index in ("sales_day", "sales_customer", "lines_day")
-        }
-        for statement in TABLES:
-            curs.execute(SQL(statement).format(**names))
+    TABLES = TABLES
+    INDEXES = INDEXES
 
     def apply(self, curs: Cursor[DictRow], facts: Sequence[Fact]) -> None:
         owners = {

@@ -8,8 +8,10 @@ tracking recorder per generation. What this module adds:
 - **batches**: :class:`ReadModel` buffers the events the runner hands it and commits up to
   ``LOYALTY_PROJECTION_BATCH`` of them at once, together with the position of the last
   one; a flusher thread commits what is buffered every ``LOYALTY_PROJECTION_FLUSH_MS``,
-  so an idle log is never held back. A crash loses only the buffer, which the subscription
-  delivers again from the recorded position: no event is lost or applied twice.
+  so an idle log is never held back. Batches are committed in order by a thread of their
+  own, so that the next one is decoded while the database writes the last. A crash loses
+  only what was not committed, which the subscription delivers again from the recorded
+  position: no event is lost or applied twice.
 - **generations**: the ``projections`` table of the read schema says which generation of
   each read model serves reads. A rebuild fills the next generation from the start of the
   log while the current one keeps serving, and swaps them in one ``UPDATE`` once it has
@@ -29,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
+from queue import Full, Queue
 from typing import Any, Self
 
 import msgspec
@@ -74,6 +77,9 @@ class ReadModel(Projection[Any]):
         self.last: Tracking | None = None
         self.lock = threading.Lock()
         self.applied_at = time.monotonic()
+        self.batches: Queue[tuple[list[Fact], Tracking, float] | None] = Queue(maxsize=1)
+        self.committer: threading.Thread | None = None
+        self.failure: BaseException | None = None
 
     @classmethod
     @abstractmethod
@@ -81,8 +87,12 @@ class ReadModel(Projection[Any]):
         """This read model's generation ``generation``, on its storage."""
 
     @abstractmethod
-    def create(self) -> None:
-        """Creates this generation's storage if it is missing."""
+    def create(self, indexed: bool = True) -> None:
+        """Creates this generation's storage if it is missing (without its secondary
+        indexes when not ``indexed``: a rebuild builds them once caught up)."""
+
+    def create_indexes(self) -> None:
+        """Builds the secondary indexes a generation created without them needs to serve."""
 
     @abstractmethod
     def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:
@@ -113,11 +123,52 @@ class ReadModel(Projection[Any]):
             self.flush_locked()
 
     def flush_locked(self) -> None:
+        if self.failure is not None:
+            raise self.failure
         if not self.buffer or self.last is None:
             return
-        self.commit(self.buffer, self.last, time.monotonic() - self.applied_at)
+        batch = (self.buffer, self.last, time.monotonic() - self.applied_at)
         self.buffer, self.last = [], None
         self.applied_at = time.monotonic()
+        if self.committer is None:
+            self.commit(*batch)
+        else:
+            self.hand_over(batch)
+
+    def start_committing(self, on_failure: Callable[[BaseException], None]) -> None:
+        """Commits batches in a thread of their own, in order, so that the next batch is
+        decoded while the database writes the last one (one batch waits at most)."""
+
+        def commit_in_order() -> None:
+            while (batch := self.batches.get()) is not None:
+                try:
+                    self.commit(*batch)
+                except BaseException as error:
+                    self.failure = error
+                    on_failure(error)
+                    return
+
+        self.committer = threading.Thread(target=commit_in_order, name=f"commit-{self.name}")
+        self.committer.start()
+
+    def hand_over(self, batch: tuple[list[Fact], Tracking, float] | None) -> None:
+        while True:
+            if self.failure is not None:
+                raise self.failure
+            try:
+                self.batches.put(batch, timeout=0.1)
+                return
+            except Full:
+                continue
+
+    def stop_committing(self) -> None:
+        """Commits what was handed over, then stops the committer."""
+        if self.committer is None:
+            return
+        with suppress(BaseException):
+            self.hand_over(None)
+        self.committer.join()
+        self.committer = None
 
 
 ReadModelClass = type[ReadModel]
@@ -237,6 +288,7 @@ class Runner:
         self.flusher.join()
         with suppress(Superseded):
             self.model.flush()
+        self.model.stop_committing()
         self.runner.__exit__(None, None, None)
         self.model.close()
 
@@ -246,11 +298,12 @@ def start(
     model_class: ReadModelClass,
     generation: int,
     datastore: PostgresDatastore,
+    indexed: bool = True,
 ) -> Runner:
     """Creates the generation's storage if missing and starts following the log from the
     generation's recorded position."""
     model = model_class.open(settings, generation, datastore)
-    model.create()
+    model.create(indexed)
     runner: BaseProjectionRunner[LedgerFeed] = BaseProjectionRunner(
         projection=model,
         application_class=LedgerFeed,
@@ -259,6 +312,12 @@ def start(
         env=feed_env(settings),
     )
     runner.__enter__()
+
+    def stop_runner(error: BaseException) -> None:
+        runner._thread_error = error
+        runner.stop()
+
+    model.start_committing(stop_runner)
     stop = threading.Event()
 
     def flush_periodically() -> None:
@@ -266,8 +325,7 @@ def start(
             try:
                 model.flush()
             except BaseException as error:  # the runner reports it, and stops
-                runner._thread_error = error
-                runner.stop()
+                stop_runner(error)
                 return
 
     flusher = threading.Thread(target=flush_periodically, name=f"flush-{model_class.name}")
@@ -323,7 +381,8 @@ def rebuild(
     old = registry.serving(model_class.name)
     new = registry.start_building(model_class.name)
     discard(settings, model_class, new, datastore)
-    runner = start(settings, model_class, new, datastore)
+    runner = start(settings, model_class, new, datastore, indexed=False)
+    indexed = False
     try:
         while True:
             error = runner.error()
@@ -332,9 +391,13 @@ def rebuild(
             head = log_head(datastore, settings, model_class.topics)
             position = runner.position
             progress(position, head)
-            if position >= head:
+            if position >= head and indexed:
                 registry.swap(model_class.name, new)
                 break
+            if position >= head:
+                runner.model.create_indexes()
+                indexed = True
+                continue
             time.sleep(poll_s)
     finally:
         runner.close()

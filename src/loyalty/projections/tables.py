@@ -8,6 +8,7 @@ rows, the progress and the tracking position.
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from psycopg.sql import SQL, Composed, Identifier
 from loyalty.projections.feed import Fact
 from loyalty.projections.runner import Progress, ReadModel, Superseded
 from loyalty.settings import Settings
+
+INDEX = "_index"
+"""Placeholders ending so name an index; the others name a table."""
 
 PROGRESS_TABLE = (
     "CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY, position bigint NOT NULL,"
@@ -54,10 +58,20 @@ class Tables:
 
 
 class TableModel(ReadModel):
-    """A read model of rows: subclasses create their tables in :meth:`create_tables` and
-    apply a batch in :meth:`apply`, through the cursor of the batch's transaction."""
+    """A read model of rows: subclasses declare their tables (:attr:`TABLES`) and indexes
+    (:attr:`INDEXES`), statements whose ``{name}`` placeholders name this generation's
+    tables and indexes, and apply a batch in :meth:`apply`, through the cursor of the
+    batch's transaction.
+
+    A rebuilt generation is filled without its indexes, which are built once it has caught
+    up (before it serves): inserting into indexed tables costs more than indexing once.
+    Batches commit without waiting for the WAL flush (``synchronous_commit = off``): a crash
+    can lose the last batches, but with their tracking position, so they are applied again.
+    """
 
     view: PostgresTrackingRecorder
+    TABLES: tuple[str, ...] = ()
+    INDEXES: tuple[str, ...] = ()
 
     def __init__(self, view: PostgresTrackingRecorder, tables: Tables, batch: int) -> None:
         super().__init__(view, tables.generation, batch)
@@ -70,21 +84,33 @@ class TableModel(ReadModel):
         return cls(view, tables, settings.projection_batch)
 
     @abstractmethod
-    def create_tables(self, curs: Cursor[DictRow]) -> None:
-        """Creates this generation's tables (``CREATE TABLE IF NOT EXISTS``)."""
-
-    @abstractmethod
     def apply(self, curs: Cursor[DictRow], facts: Sequence[Fact]) -> None:
         """Applies ``facts``, in log order, to this generation's tables."""
 
-    def create(self) -> None:
+    def names(self, statement: str) -> dict[str, Composed | Identifier]:
+        """This generation's name of every table and index ``statement`` names."""
+        found: dict[str, Composed | Identifier] = {}
+        for name in re.findall(r"{(\w+)}", statement):
+            found[name] = self.tables.index(name) if name.endswith(INDEX) else self.tables(name)
+        return found
+
+    def create(self, indexed: bool = True) -> None:
         self.view.create_table()
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute(SQL(PROGRESS_TABLE).format(self.tables("progress")))
-            self.create_tables(curs)
+            for statement in self.TABLES:
+                curs.execute(SQL(statement).format(**self.names(statement)))
+        if indexed:
+            self.create_indexes()
+
+    def create_indexes(self) -> None:
+        with self.view.datastore.transaction(commit=True) as curs:
+            for statement in self.INDEXES:
+                curs.execute(SQL(statement).format(**self.names(statement)))
 
     def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:
         with self.view.datastore.transaction(commit=True) as curs:
+            curs.execute("SET LOCAL synchronous_commit = off")
             check_generation(curs, self.tables)
             self.apply(curs, facts)
             record_progress(curs, self.tables, facts, last, seconds)
