@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import msgspec
@@ -9,7 +10,7 @@ import pytest
 
 from loyalty.bootstrap import Services
 from loyalty.cli import demo_program
-from loyalty.commands.apply import CardRange, read_program
+from loyalty.commands.apply import ApplyReport, CardRange, read_program
 from loyalty.domain import ids
 from loyalty.domain.errors import CycleInNetwork, InvalidProgram
 from loyalty.domain.network import Network
@@ -75,6 +76,28 @@ def test_card_ranges_issue_anonymous_cards(services: Services) -> None:
     issued = services.ledger.load_all([ids.card_id("X0001"), ids.card_id("X0250")])
 
     assert len(issued) == 2
+
+
+def test_a_program_issuing_a_hundred_thousand_cards_is_applied_in_one_go(
+    services: Services,
+) -> None:
+    """Pipeline mode blocked for good on appends this large (from 55,000 cards): the apply
+    runs in a thread so that a hang fails the test instead of stalling the suite."""
+    cards = CardRange(prefix="Y", first=1, last=100_000, width=6)
+    reports: list[ApplyReport] = []
+    applying = threading.Thread(
+        target=lambda: reports.append(
+            services.applier.apply(msgspec.structs.replace(program(), card_ranges=(cards,)))
+        ),
+        daemon=True,
+    )
+
+    applying.start()
+    applying.join(timeout=180)
+
+    assert not applying.is_alive(), "the apply hung"
+    assert reports[0].events > 100_000
+    assert len(services.ledger.load_all([ids.card_id("Y000001"), ids.card_id("Y100000")])) == 2
 
 
 def test_credits_in_a_campaign_without_credits_are_refused(services: Services) -> None:

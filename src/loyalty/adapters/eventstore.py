@@ -50,6 +50,8 @@ REGISTERED_KINDS = {
 only program streams bump the program revision."""
 
 _encoder = msgspec.json.Encoder()
+PIPELINED_AT_MOST = 1_000
+"""Events an append sends in pipeline mode (one round trip); more go statement by statement."""
 
 
 class EventSchema(typing.NamedTuple):
@@ -211,6 +213,20 @@ class LedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn:
             rows = conn.execute(self.append_movements_statement, params, prepare=True).fetchall()
         return [row["append_movements"] for row in rows]
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """As eventsourcing does, but a large append (a program issuing a million cards)
+        goes without pipeline mode: sending a big statement while the server sends results
+        back can block both ends for good (psycopg issue 685; seen from 55,000 cards)."""
+        if len(stored_events) <= PIPELINED_AT_MOST:
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
