@@ -185,7 +185,7 @@ class RecordedMovement:
         )
     )
 
-    def __init__(self, notification_id: int, account_id: UUID, version: int, state: bytes):
+    def __init__(self, notification_id: int, account_id: UUID, version: int, state: bytes) -> None:
         self.notification_id = notification_id
         self.account_id = account_id
         self.version = version
@@ -231,7 +231,7 @@ class Replay:
         self.differences: list[Difference] = []
         self.found = self.withheld = self.movements = self.events = 0
         self.erased: set[UUID] | None = None
-        self._events = SQL(
+        self._rows = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
             " FROM {}.ledger_events WHERE notification_id > %s AND notification_id <= %s"
             " AND (NOT starts_with(topic, %s) OR get_byte(uuid_send(originator_id), 15) %% %s = %s)"
@@ -258,7 +258,7 @@ class Replay:
             params = (after, scope.head, ACCOUNT_TOPICS, scope.parts, scope.part, BATCH)
             with self.ledger.ledger_recorder.datastore.get_connection() as conn:
                 cursor = conn.cursor(row_factory=tuple_row, binary=True)
-                batch = cursor.execute(self._events, params, prepare=True).fetchall()
+                batch = cursor.execute(self._rows, params, prepare=True).fetchall()
             yield batch
             if len(batch) < BATCH:
                 return
@@ -427,13 +427,13 @@ def replay(
             :data:`PARALLEL_FROM` events or more, else 1. The report does not depend on it.
     """
     started = time.perf_counter()
-    head = last_event(ledger)
+    head = last_notification_id(ledger)
     parts = workers or default_workers(head)
     reports = replay_parts(ledger, Scope(start=start, end=end, head=head, parts=parts))
     return merged(reports, time.perf_counter() - started)
 
 
-def last_event(ledger: Ledger) -> int:
+def last_notification_id(ledger: Ledger) -> int:
     """The notification id of the last event of the log (0 when it is empty)."""
     schema = Identifier(ledger.settings.pg_schema)
     query = SQL("SELECT coalesce(max(notification_id), 0) FROM {}.ledger_events").format(schema)

@@ -231,9 +231,6 @@ SALE_SUMS = (
     " sum(f.points_issued) AS points_issued, sum(f.points_redeemed) AS points_redeemed"
 )
 NO_POINTS = "NULL::bigint AS points_issued, NULL::bigint AS points_redeemed"
-DEPARTMENT_SUMS = (
-    f"sum(f.revenue) AS revenue, sum(f.receipts) AS receipts, sum(f.items) AS items, {NO_POINTS}"
-)
 LINE_SUMS = (
     "sum(f.amount) AS revenue, count(DISTINCT (f.account_id, f.version))"
     f" FILTER (WHERE f.amount > 0) AS receipts, sum(f.quantity) AS items, {NO_POINTS}"
@@ -241,13 +238,6 @@ LINE_SUMS = (
 DISTINCT_CUSTOMERS = "count(DISTINCT f.customer_id)"
 SOURCES = (
     Source("store_days", frozenset({Dimension.NODE, Dimension.STORE}), SALE_SUMS, None, False),
-    Source(
-        "department_days",
-        frozenset({Dimension.NODE, Dimension.STORE, Dimension.DEPARTMENT}),
-        DEPARTMENT_SUMS,
-        None,
-        True,
-    ),
     Source("sales", EVERY - LINE_DIMENSIONS, SALE_SUMS, DISTINCT_CUSTOMERS, False),
     Source("lines", EVERY, LINE_SUMS, DISTINCT_CUSTOMERS, True),
 )
@@ -255,9 +245,8 @@ SOURCES = (
 
 
 def source_of(query: RevenueQuery) -> Source:
-    """The smallest table that answers ``query``: a daily rollup per store (or per store
-    and department) unless it groups finer or counts distinct customers; lines when it
-    groups by department or SKU."""
+    """The smallest table that answers ``query``: the daily rollup per store unless it
+    groups finer or counts distinct customers; lines when it groups by department or SKU."""
     lines = bool(LINE_DIMENSIONS & set(query.by))
     for source in SOURCES:
         if not set(query.by) <= source.dimensions:

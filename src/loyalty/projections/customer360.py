@@ -11,9 +11,12 @@ not by events). Two lookup collections map account and card streams to their cus
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from loyalty.adapters.documents import Body, DocumentChange
 from loyalty.domain.account import Account
@@ -23,12 +26,21 @@ from loyalty.domain.movement import MovementType, TransactionKind
 from loyalty.projections import feed
 from loyalty.projections.documents import DocumentModel
 from loyalty.projections.feed import Fact, topic_of
-from loyalty.projections.revenue import local
 
 CARD_CHANGES = feed.CardBlocked | feed.CardUnblocked | feed.CardReplaced
 RECENT = 10
 """Movements kept on a customer's document, newest first."""
 CUSTOMERS, ACCOUNTS, CARDS = "customers", "accounts", "cards"
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_day(at: datetime, timezone: str) -> str:
+    """The day ``at`` falls on in the time zone ``timezone`` (ISO)."""
+    return at.astimezone(zone(timezone)).date().isoformat()
 
 
 def new_customer(customer_id: UUID) -> Body:
@@ -199,7 +211,7 @@ def add_movement(document: Body, account_id: str, recorded: feed.MovementRecorde
             account["earned" if points > 0 else "spent"] += abs(points)
     store = movement.location.path[-2] if movement.location else None
     day = (
-        local(movement.occurred_at, movement.location.timezone).date().isoformat()
+        local_day(movement.occurred_at, movement.location.timezone)
         if movement.location
         else movement.occurred_at.date().isoformat()
     )

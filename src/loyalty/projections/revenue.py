@@ -1,17 +1,17 @@
 """The revenue cube: what each movement sold, where, when and to whom.
 
 Two fact tables, at the grain of the movement and of its lines, each keyed by the account
-event that recorded it:
+event that recorded it, extracted from the stored movements by PostgreSQL itself
+(:data:`MOVEMENTS`):
 
 - ``sales``: local day and hour (in the store's time zone), store and terminal codes,
   customer and card, revenue (a purchase's amount, minus a return's), receipts (1 per
   purchase), items (quantities, minus returned ones), points issued and redeemed;
 - ``lines``: local day, store, customer, SKU, department, quantity and amount (negative
-  for a return).
+  for a return);
 
-and two daily rollups that most queries read instead: ``store_days`` (revenue, receipts,
-items, points per store and local day) and ``department_days`` (revenue, receipts — the
-purchases that bought from the department — and items per store, department and day).
+and a daily rollup that queries by node or store read instead: ``store_days`` (revenue,
+receipts, items, points per store and local day).
 
 Queries group them by any interval and dimension (:mod:`loyalty.projections.analytics`);
 the network tree's levels roll stores up at query time, from the tree as it stands.
@@ -20,21 +20,15 @@ the network tree's levels roll stores up at query time, from the tree as it stan
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from decimal import Decimal
-from functools import cache
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
 from loyalty.domain.account import Account
-from loyalty.domain.movement import MovementType, TransactionKind
 from loyalty.projections import feed
 from loyalty.projections.feed import Fact, topic_of
-from loyalty.projections.tables import TableModel, columns
+from loyalty.projections.tables import TableModel
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS {sales} ("
@@ -52,10 +46,6 @@ TABLES = (
     " day date NOT NULL, store text NOT NULL, revenue numeric NOT NULL,"
     " receipts bigint NOT NULL, items numeric NOT NULL, points_issued bigint NOT NULL,"
     " points_redeemed bigint NOT NULL, PRIMARY KEY (day, store))",
-    "CREATE TABLE IF NOT EXISTS {department_days} ("
-    " day date NOT NULL, store text NOT NULL, department text NOT NULL,"
-    " revenue numeric NOT NULL, receipts bigint NOT NULL, items numeric NOT NULL,"
-    " PRIMARY KEY (day, store, department))",
 )
 INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS {sales_key_index} ON {sales} (account_id, version)",
@@ -65,32 +55,62 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS {lines_day_index} ON {lines} (day, store)",
 )
 
-STORE_DAYS = (
-    "INSERT INTO {t} AS t SELECT * FROM unnest(%s::date[], %s::text[], %s::numeric[],"
-    " %s::bigint[], %s::numeric[], %s::bigint[], %s::bigint[])"
-    " ON CONFLICT (day, store) DO UPDATE SET revenue = t.revenue + EXCLUDED.revenue,"
-    " receipts = t.receipts + EXCLUDED.receipts, items = t.items + EXCLUDED.items,"
-    " points_issued = t.points_issued + EXCLUDED.points_issued,"
-    " points_redeemed = t.points_redeemed + EXCLUDED.points_redeemed"
+MOVEMENTS = """
+WITH batch AS MATERIALIZED (
+    SELECT e.account_id, e.version, convert_from(e.state, 'UTF8')::jsonb AS j
+    FROM unnest(%b::uuid[], %b::bigint[], %b::bytea[]) AS e(account_id, version, state)
+), movements AS (
+    SELECT b.account_id, b.version, o.customer_id, m.movement, m.type,
+           (m.movement->>'occurred_at')::timestamptz
+               AT TIME ZONE (m.movement->'location'->>'timezone') AS local_at,
+           CASE m.type WHEN 'purchase' THEN 1 WHEN 'return' THEN -1 ELSE 0 END AS sign,
+           b.j->'derivation'->'transactions' AS transactions
+    FROM batch b
+    JOIN {owners} o ON o.account_id = b.account_id
+    CROSS JOIN LATERAL (SELECT b.j->'movement' AS movement, b.j->'movement'->>'type' AS type) m
+    WHERE jsonb_typeof(m.movement->'location') = 'object'
+), sales AS (
+    INSERT INTO {sales} (account_id, version, customer_id, card, store, terminal, day, hour,
+                         type, revenue, receipts, items, points_issued, points_redeemed)
+    SELECT m.account_id, m.version, m.customer_id, m.movement->>'card',
+           m.movement->'location'->'path'->>-2, m.movement->'location'->'path'->>-1,
+           m.local_at::date, extract(hour FROM m.local_at)::smallint, m.type,
+           m.sign * (m.movement->>'amount')::numeric, (m.type = 'purchase')::int,
+           m.sign * coalesce((SELECT sum((l->>'quantity')::numeric)
+                              FROM jsonb_array_elements(m.movement->'lines') l), 0),
+           p.issued, p.redeemed
+    FROM movements m
+    CROSS JOIN LATERAL (
+        SELECT coalesce(sum(t.points) FILTER (WHERE t.points > 0), 0) AS issued,
+               coalesce(-sum(t.points) FILTER (WHERE t.points < 0), 0) AS redeemed
+        FROM (SELECT (x->>'amount')::bigint AS points FROM jsonb_array_elements(m.transactions) x
+              WHERE x->>'kind' = 'points') t
+    ) p
+    RETURNING day, store, revenue, receipts, items, points_issued, points_redeemed
+), lines AS (
+    INSERT INTO {lines} (account_id, version, line, customer_id, store, day, sku, department,
+                         quantity, amount)
+    SELECT m.account_id, m.version, (l.n - 1)::smallint, m.customer_id,
+           m.movement->'location'->'path'->>-2, m.local_at::date, l.line->>'sku',
+           l.line->>'department', m.sign * (l.line->>'quantity')::numeric,
+           m.sign * (l.line->>'amount')::numeric
+    FROM movements m
+    CROSS JOIN LATERAL jsonb_array_elements(m.movement->'lines') WITH ORDINALITY AS l(line, n)
+    WHERE m.sign <> 0
+), store_days AS (
+    INSERT INTO {store_days} AS t
+    SELECT day, store, sum(revenue), sum(receipts), sum(items), sum(points_issued),
+           sum(points_redeemed)
+    FROM sales GROUP BY day, store
+    ON CONFLICT (day, store) DO UPDATE SET revenue = t.revenue + EXCLUDED.revenue,
+        receipts = t.receipts + EXCLUDED.receipts, items = t.items + EXCLUDED.items,
+        points_issued = t.points_issued + EXCLUDED.points_issued,
+        points_redeemed = t.points_redeemed + EXCLUDED.points_redeemed
 )
-DEPARTMENT_DAYS = (
-    "INSERT INTO {t} AS t SELECT * FROM unnest(%s::date[], %s::text[], %s::text[],"
-    " %s::numeric[], %s::bigint[], %s::numeric[])"
-    " ON CONFLICT (day, store, department) DO UPDATE SET"
-    " revenue = t.revenue + EXCLUDED.revenue, receipts = t.receipts + EXCLUDED.receipts,"
-    " items = t.items + EXCLUDED.items"
-)
-
-SIGN = {MovementType.PURCHASE: 1, MovementType.RETURN: -1}
-
-
-@cache
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def local(at: datetime, timezone: str) -> datetime:
-    return at.astimezone(zone(timezone))
+SELECT count(*) FROM sales
+"""
+"""One batch of movements, from their stored JSON to the facts and the rollups, in one
+statement: PostgreSQL parses and sums on its own core while the next batch is read."""
 
 
 class Revenue(TableModel):
@@ -99,6 +119,8 @@ class Revenue(TableModel):
 
     TABLES = TABLES
     INDEXES = INDEXES
+
+    raw_movements = True
 
     def apply(self, curs: Cursor[DictRow], facts: Sequence[Fact]) -> None:
         owners = {
@@ -114,124 +136,16 @@ class Revenue(TableModel):
                 ).format(self.tables("owners")),
                 (list(owners), list(owners.values())),
             )
-        recorded = [
-            f
-            for f in facts
-            if isinstance(f.body, feed.MovementRecorded) and f.body.movement.location is not None
-        ]
-        missing = list({f.originator_id for f in recorded} - owners.keys())
-        if missing:
+        recorded = [f for f in facts if isinstance(f.body, feed.RawMovementRecorded)]
+        if recorded:
             curs.execute(
-                SQL("SELECT account_id, customer_id FROM {} WHERE account_id = ANY(%s)").format(
-                    self.tables("owners")
+                SQL(MOVEMENTS).format(
+                    **{t: self.tables(t) for t in ("owners", "sales", "lines")},
+                    store_days=self.tables("store_days"),
                 ),
-                (missing,),
+                (
+                    [f.originator_id for f in recorded],
+                    [f.originator_version for f in recorded],
+                    [f.body.state for f in recorded],
+                ),
             )
-            owners |= {row["account_id"]: row["customer_id"] for row in curs.fetchall()}
-        sales = [sale_row(f, owners[f.originator_id]) for f in recorded]
-        lines = [row for f in recorded for row in line_rows(f, owners[f.originator_id])]
-        with curs.copy(
-            SQL(
-                "COPY {} (account_id, version, customer_id, card, store, terminal, day, hour,"
-                " type, revenue, receipts, items, points_issued, points_redeemed) FROM STDIN"
-            ).format(self.tables("sales"))
-        ) as copy:
-            for row in sales:
-                copy.write_row(row)
-        with curs.copy(
-            SQL(
-                "COPY {} (account_id, version, line, customer_id, store, day, sku, department,"
-                " quantity, amount) FROM STDIN"
-            ).format(self.tables("lines"))
-        ) as copy:
-            for row in lines:
-                copy.write_row(row)
-        self.roll_up(curs, sales, lines)
-
-    def roll_up(
-        self, curs: Cursor[DictRow], sales: list[tuple[Any, ...]], lines: list[tuple[Any, ...]]
-    ) -> None:
-        """Adds the batch to the daily rollups per store and per store and department."""
-        stores: dict[tuple[Any, ...], list[Any]] = {}
-        for row in sales:
-            totals = stores.setdefault((row[6], row[4]), [Decimal(0), 0, Decimal(0), 0, 0])
-            for index, value in enumerate(row[9:14]):
-                totals[index] += value
-        departments: dict[tuple[Any, ...], list[Any]] = {}
-        bought: set[tuple[Any, ...]] = set()
-        for row in lines:
-            key = (row[5], row[4], row[7])
-            totals = departments.setdefault(key, [Decimal(0), 0, Decimal(0)])
-            totals[0] += row[9]
-            totals[2] += row[8]
-            if row[9] > 0 and (key, row[0], row[1]) not in bought:
-                bought.add((key, row[0], row[1]))
-                totals[1] += 1
-        if stores:
-            curs.execute(
-                SQL(STORE_DAYS).format(t=self.tables("store_days")),
-                columns([(*key, *totals) for key, totals in stores.items()], 7),
-            )
-        if departments:
-            curs.execute(
-                SQL(DEPARTMENT_DAYS).format(t=self.tables("department_days")),
-                columns([(*key, *totals) for key, totals in departments.items()], 6),
-            )
-
-
-def sale_row(fact: Fact, customer_id: Any) -> tuple[Any, ...]:
-    recorded: feed.MovementRecorded = fact.body
-    movement = recorded.movement
-    assert movement.location is not None
-    at = local(movement.occurred_at, movement.location.timezone)
-    sign = SIGN.get(movement.type, 0)
-    issued = redeemed = 0
-    for transaction in recorded.derivation.transactions:
-        if transaction.kind is TransactionKind.POINTS:
-            points = int(transaction.amount)
-            if points > 0:
-                issued += points
-            else:
-                redeemed -= points
-    return (
-        fact.originator_id,
-        fact.originator_version,
-        customer_id,
-        movement.card,
-        movement.location.path[-2],
-        movement.location.path[-1],
-        at.date(),
-        at.hour,
-        movement.type.value,
-        sign * movement.amount,
-        1 if movement.type is MovementType.PURCHASE else 0,
-        sign * sum((line.quantity for line in movement.lines), Decimal(0)),
-        issued,
-        redeemed,
-    )
-
-
-def line_rows(fact: Fact, customer_id: Any) -> list[tuple[Any, ...]]:
-    recorded: feed.MovementRecorded = fact.body
-    movement = recorded.movement
-    sign = SIGN.get(movement.type, 0)
-    if not sign:
-        return []
-    assert movement.location is not None
-    day = local(movement.occurred_at, movement.location.timezone).date()
-    store = movement.location.path[-2]
-    return [
-        (
-            fact.originator_id,
-            fact.originator_version,
-            index,
-            customer_id,
-            store,
-            day,
-            line.sku,
-            line.department,
-            sign * line.quantity,
-            sign * line.amount,
-        )
-        for index, line in enumerate(movement.lines)
-    ]

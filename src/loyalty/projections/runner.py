@@ -68,6 +68,8 @@ class ReadModel(Projection[Any]):
 
     name: str
     topics: tuple[str, ...] = ()
+    raw_movements: bool = False
+    """Whether movements come as stored (:class:`~loyalty.projections.feed.RawMovementRecorded`)."""
 
     def __init__(self, view: TrackingRecorder, generation: int, batch: int) -> None:
         super().__init__(view)
@@ -309,7 +311,7 @@ def start(
         application_class=LedgerFeed,
         tracking_recorder=model.view,
         topics=model.topics,
-        env=feed_env(settings),
+        env=feed_env(settings, model_class.raw_movements),
     )
     runner.__enter__()
 
