@@ -15,6 +15,7 @@ from litestar.testing import TestClient
 from loyalty.commands.apply import CustomerSpec
 from loyalty.domain.customer import Profile
 from loyalty.projections.balances import Balances
+from loyalty.projections.customer360 import Customer360
 from loyalty.projections.revenue import Revenue
 from loyalty.settings import Settings
 from tests.api.people import bearer, staffed_client
@@ -22,6 +23,7 @@ from tests.builders import START, Clock, as_json, line, program, purchase, termi
 from tests.projections.reading import caught_up
 
 RFM = "/api/v1/analytics/rfm"
+CUSTOMER = "/api/v1/analytics/customers"
 AS_OF = (START + timedelta(days=20)).date().isoformat()
 
 
@@ -175,3 +177,21 @@ def test_an_unknown_run_answers_404(client: TestClient[Any]) -> None:
     )
 
     assert (response.status_code, response.json()["code"]) == (404, "unknown_rfm_run")
+
+
+def test_the_customer_360_view_joins_the_document_the_segment_and_the_clusters(
+    client: TestClient[Any], scored: dict[str, Any], settings: Settings
+) -> None:
+    with caught_up(settings, [Customer360]):
+        view = client.get(f"{CUSTOMER}/C1", headers=bearer(client, "sam"))
+        hidden = client.get(f"{CUSTOMER}/C2", headers=bearer(client, "sam"))
+
+    assert view.status_code == 200, view.text
+    body = view.json()
+    assert body["customer"]["cards"] == [{"code": "C1", "status": "active"}]
+    assert (body["customer"]["purchases"], body["customer"]["spend"]) == (2, "50.00")
+    assert body["segment"]["run_id"] == scored["run_id"]
+    assert body["segment"]["name"] == body["segment"]["segment"].replace("_", " ")
+    assert body["clusters"] == []
+    assert not {"profile", "first_name", "email"} & set(body["customer"])
+    assert (hidden.status_code, hidden.json()["code"]) == (404, "unknown_card")

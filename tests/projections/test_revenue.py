@@ -25,9 +25,10 @@ from loyalty.projections.analytics import (
     source_of,
 )
 from loyalty.projections.revenue import Revenue
+from loyalty.projections.runner import read_datastore, rebuild
 from loyalty.settings import Settings
 from tests.builders import START, Clock, line, program, purchase, return_of
-from tests.projections.reading import caught_up, serving
+from tests.projections.reading import caught_up, rows, serving
 
 STORES = {"s1": "north", "s2": "north", "s3": "south"}
 JUNE = (date(2026, 6, 1), date(2026, 6, 30))
@@ -193,3 +194,23 @@ def test_the_daily_rollups_give_the_figures_of_the_facts(
     assert without_customers(rolled_up) == without_customers(from_facts)
     assert all(r.figures.customers is None for r in rolled_up)
     assert all(r.figures.customers for r in from_facts)
+
+
+def test_a_rebuild_holds_exactly_the_facts_and_rollups_built_incrementally(
+    posted: list[PostMovement], settings: Settings
+) -> None:
+    orders = {
+        "sales": "account_id, version",
+        "lines": "account_id, version, line",
+        "store_days": "day, store",
+    }
+    with caught_up(settings, [Revenue]):
+        incremental = {t: rows(settings, "revenue", t, order) for t, order in orders.items()}
+
+    datastore = read_datastore(settings)
+    generation = rebuild(settings, Revenue, datastore)
+    datastore.close()
+
+    assert generation == 2
+    assert {t: rows(settings, "revenue", t, order) for t, order in orders.items()} == incremental
+    assert len(incremental["lines"]) == sum(len(m.lines) for m in posted)

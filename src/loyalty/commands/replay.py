@@ -422,9 +422,13 @@ def replay(
     """Replays the log as it stands when called (up to its last event).
 
     Args:
+        start: compare the movements that occurred at or after it (all when not given);
+            the earlier ones only rebuild state.
+        end: compare the movements that occurred before it.
         workers: the processes that replay accounts side by side, this one included. By
             default one per CPU core (at most :data:`MAX_WORKERS`) on a log of
-            :data:`PARALLEL_FROM` events or more, else 1. The report does not depend on it.
+            :data:`PARALLEL_FROM` events or more, else 1. The report does not depend on it
+            (but for its timing).
     """
     started = time.perf_counter()
     head = last_notification_id(ledger)
