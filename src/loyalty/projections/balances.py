@@ -20,12 +20,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
-from loyalty.domain.account import Account
-from loyalty.domain.card import Card
-from loyalty.domain.customer import Customer
 from loyalty.domain.movement import TransactionKind
 from loyalty.projections import feed
-from loyalty.projections.feed import Fact, topic_of
+from loyalty.projections.feed import CUSTOMER_TOPICS, Fact
 from loyalty.projections.tables import TableModel, columns
 
 TABLES = (
@@ -74,17 +71,7 @@ class AccountTotals(msgspec.Struct, kw_only=True):
 
 class Balances(TableModel):
     name = "balances"
-    topics = (
-        topic_of(Account.Opened),
-        topic_of(Account.MovementRecorded),
-        topic_of(Card.Issued),
-        topic_of(Card.Blocked),
-        topic_of(Card.Unblocked),
-        topic_of(Card.Replaced),
-        topic_of(Customer.Registered),
-        topic_of(Customer.HomeStoreSet),
-        topic_of(Customer.Erased),
-    )
+    topics = CUSTOMER_TOPICS
 
     TABLES = TABLES
     INDEXES = INDEXES

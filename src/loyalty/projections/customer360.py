@@ -19,13 +19,10 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from loyalty.adapters.documents import Body, DocumentChange
-from loyalty.domain.account import Account
-from loyalty.domain.card import Card
-from loyalty.domain.customer import Customer
 from loyalty.domain.movement import MovementType, TransactionKind
 from loyalty.projections import feed
 from loyalty.projections.documents import DocumentModel
-from loyalty.projections.feed import Fact, topic_of
+from loyalty.projections.feed import CUSTOMER_TOPICS, Fact
 
 CARD_CHANGES = feed.CardBlocked | feed.CardUnblocked | feed.CardReplaced
 RECENT = 10
@@ -68,17 +65,7 @@ def new_account(campaign_id: str | None) -> Body:
 
 class Customer360(DocumentModel):
     name = "customer360"
-    topics = (
-        topic_of(Account.Opened),
-        topic_of(Account.MovementRecorded),
-        topic_of(Card.Issued),
-        topic_of(Card.Blocked),
-        topic_of(Card.Unblocked),
-        topic_of(Card.Replaced),
-        topic_of(Customer.Registered),
-        topic_of(Customer.HomeStoreSet),
-        topic_of(Customer.Erased),
-    )
+    topics = CUSTOMER_TOPICS
 
     def changes(self, facts: Sequence[Fact]) -> list[DocumentChange]:
         batch = Batch(self, facts)

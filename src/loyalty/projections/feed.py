@@ -134,6 +134,9 @@ FACTS: dict[str, type[Any]] = {
 
 _decoders = {topic: msgspec.json.Decoder(kind) for topic, kind in FACTS.items()}
 
+CUSTOMER_TOPICS = tuple(FACTS)
+"""Everything the read side knows of customers: their cards, accounts and movements."""
+
 
 class Stamp(msgspec.Struct):
     timestamp: datetime
