@@ -180,6 +180,16 @@ def document_view(
     raise ValueError(msg)
 
 
+def _dumps(body: Any) -> str:
+    return msgspec.json.encode(body).decode()
+
+
+def _loads(text: str) -> Body:
+    """A body read as text and decoded by msgspec (faster than the json module)."""
+    found: Body = msgspec.json.decode(text)
+    return found
+
+
 def _final_states(changes: Sequence[DocumentChange]) -> dict[tuple[str, str], Body | None]:
     """Each document's last change: one write per document, as if applied in order."""
     return {(change.collection, change.key): change.body for change in changes}
@@ -213,7 +223,7 @@ class PostgresDocumentView(PostgresTrackingRecorder, DocumentView):
             if body is None:
                 deleted.append((collection, key))
             else:
-                replaced.append((collection, key, Jsonb(body)))
+                replaced.append((collection, key, Jsonb(body, dumps=_dumps)))
         with self.datastore.transaction(commit=True) as curs:
             if replaced:
                 collections, keys, bodies = zip(*replaced, strict=True)
@@ -239,24 +249,24 @@ class PostgresDocumentView(PostgresTrackingRecorder, DocumentView):
     def get(self, collection: str, key: str) -> Body | None:
         with self.datastore.get_connection() as conn:
             row = conn.execute(
-                SQL("SELECT body FROM {} WHERE collection = %s AND key = %s").format(
+                SQL("SELECT body::text AS body FROM {} WHERE collection = %s AND key = %s").format(
                     self.documents
                 ),
                 (collection, key),
             ).fetchone()
-        return None if row is None else {**row["body"], KEY: key}
+        return None if row is None else {**_loads(row["body"]), KEY: key}
 
     def get_many(self, collection: str, keys: Sequence[str]) -> dict[str, Body]:
         if not keys:
             return {}
         with self.datastore.get_connection() as conn:
             rows = conn.execute(
-                SQL("SELECT key, body FROM {} WHERE collection = %s AND key = ANY(%s)").format(
-                    self.documents
-                ),
+                SQL(
+                    "SELECT key, body::text AS body FROM {} WHERE collection = %s AND key = ANY(%s)"
+                ).format(self.documents),
                 (collection, list(keys)),
             ).fetchall()
-        return {row["key"]: {**row["body"], KEY: row["key"]} for row in rows}
+        return {row["key"]: {**_loads(row["body"]), KEY: row["key"]} for row in rows}
 
     def find(self, collection: str, query: DocumentQuery) -> DocumentPage:
         where, params = _where(collection, query.equals)
@@ -271,13 +281,13 @@ class PostgresDocumentView(PostgresTrackingRecorder, DocumentView):
                 params,
             ).fetchone()
             rows = conn.execute(
-                SQL("SELECT key, body FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
-                    self.documents, where, SQL(", ").join([*order, SQL("key")])
-                ),
+                SQL(
+                    "SELECT key, body::text AS body FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s"
+                ).format(self.documents, where, SQL(", ").join([*order, SQL("key")])),
                 [*params, query.limit, query.offset],
             ).fetchall()
         assert counted is not None  # count(*) always answers one row
-        items = [{**row["body"], KEY: row["key"]} for row in rows]
+        items = [{**_loads(row["body"]), KEY: row["key"]} for row in rows]
         return DocumentPage(items=items, total=counted["total"])
 
     def count_by(

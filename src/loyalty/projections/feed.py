@@ -28,13 +28,6 @@ from loyalty.domain.movement import MovementType, TransactionKind
 from loyalty.settings import Settings
 
 
-class Line(msgspec.Struct, frozen=True):
-    sku: str
-    department: str
-    quantity: Decimal
-    amount: Decimal
-
-
 class Location(msgspec.Struct, frozen=True):
     path: tuple[str, ...]
     timezone: str
@@ -46,7 +39,6 @@ class Movement(msgspec.Struct, frozen=True):
     card: str
     occurred_at: datetime
     amount: Decimal
-    lines: tuple[Line, ...] = ()
     location: Location | None = None
 
 
