@@ -25,6 +25,7 @@ from loyalty.domain.account import Account
 from loyalty.domain.card import Card
 from loyalty.domain.customer import Customer
 from loyalty.domain.movement import MovementType, TransactionKind
+from loyalty.domain.segmentation import RfmRun
 from loyalty.settings import Settings
 
 
@@ -107,11 +108,45 @@ class HomeStoreSet(msgspec.Struct, frozen=True):
     timestamp: datetime
 
 
+class SegmentSize(msgspec.Struct, frozen=True):
+    segment: str
+    customers: int
+
+
+class RunParameters(msgspec.Struct, frozen=True):
+    as_of: date
+    scale: int
+
+
+class RfmRunComputed(msgspec.Struct, frozen=True):
+    """``RfmRun.Computed`` without its rules."""
+
+    parameters: RunParameters
+    position: int
+    previous: UUID | None
+    customers: int
+    sizes: tuple[SegmentSize, ...]
+    digest: str
+    by: str
+    timestamp: datetime
+
+
+class SegmentChange(msgspec.Struct, frozen=True, array_like=True):
+    customer_id: UUID
+    before: str | None
+    after: str | None
+
+
+class SegmentsChanged(msgspec.Struct, frozen=True):
+    changes: tuple[SegmentChange, ...]
+    timestamp: datetime
+
+
 def topic_of(event_class: type) -> str:
     return f"{event_class.__module__}:{event_class.__qualname__}"
 
 
-FACTS: dict[str, type[Any]] = {
+CUSTOMER_FACTS: dict[str, type[Any]] = {
     topic_of(Account.MovementRecorded): MovementRecorded,
     topic_of(Account.Opened): AccountOpened,
     topic_of(Card.Issued): CardIssued,
@@ -122,11 +157,16 @@ FACTS: dict[str, type[Any]] = {
     topic_of(Customer.Erased): CustomerErased,
     topic_of(Customer.HomeStoreSet): HomeStoreSet,
 }
+FACTS: dict[str, type[Any]] = {
+    **CUSTOMER_FACTS,
+    topic_of(RfmRun.Computed): RfmRunComputed,
+    topic_of(RfmRun.SegmentsChanged): SegmentsChanged,
+}
 """The events the read side decodes, by stored topic, and the slim Struct of each."""
 
 _decoders = {topic: msgspec.json.Decoder(kind) for topic, kind in FACTS.items()}
 
-CUSTOMER_TOPICS = tuple(FACTS)
+CUSTOMER_TOPICS = tuple(CUSTOMER_FACTS)
 """Everything the read side knows of customers: their cards, accounts and movements."""
 
 
