@@ -117,6 +117,7 @@ EXPECTED: dict[tuple[str, str], str | Action] = {
     ("GET", "/api/v1/analytics/rfm/runs/{run_id}/members"): Action.READ_ANALYTICS,
     ("GET", "/api/v1/analytics/rfm/migration"): Action.READ_ANALYTICS,
     ("GET", "/api/v1/analytics/customers/{card}"): Action.READ_ANALYTICS,
+    ("GET", "/api/v1/analytics/dashboard"): Action.READ_ANALYTICS,
     ("GET", "/api/v1/analytics/clusters"): Action.READ_ANALYTICS,
     ("GET", "/api/v1/analytics/clusters/{code}/members"): Action.READ_ANALYTICS,
     ("POST", "/api/v1/analytics/clusters/{code}/evaluate"): Action.RUN_ANALYTICS,

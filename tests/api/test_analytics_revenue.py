@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from litestar.testing import TestClient
 
+from loyalty.projections.dashboard import Dashboard
 from loyalty.projections.revenue import Revenue
 from loyalty.settings import Settings
 from tests.api.people import bearer, staffed_client
@@ -20,6 +21,7 @@ from tests.builders import Clock, as_json, line, purchase, terminal_key
 from tests.projections.reading import caught_up
 
 REVENUE = "/api/v1/analytics/revenue"
+DASHBOARD = "/api/v1/analytics/dashboard"
 JUNE = {"first": "2026-06-01", "last": "2026-06-30"}
 
 
@@ -167,3 +169,26 @@ def test_an_analytics_key_reads_figures_and_a_product_key_does_not(
     assert analytics.status_code == 200
     assert analytics.json()[0]["figures"]["revenue"] == "75.00"
     assert (product.status_code, product.json()["code"]) == (403, "api_family_not_allowed")
+
+
+def test_the_dashboard_documents_agree_with_the_revenue_figures_within_scope(
+    client: TestClient[Any], sales: int, settings: Settings
+) -> None:
+    def figures(username: str) -> tuple[Any, Any]:
+        headers = bearer(client, username)
+        dashboard = client.get(DASHBOARD, params={"month": "2026-06"}, headers=headers)
+        by_store = client.get(
+            REVENUE, params={**JUNE, "grain": "total", "by": "store"}, headers=headers
+        )
+        return dashboard.json(), by_store.json()
+
+    with caught_up(settings, [Dashboard]):
+        documents, revenue = figures("root")
+        scoped, _ = figures("sam")
+
+    assert {d["store"]: d["revenue"] for d in documents} == {
+        r["group"]["store"]: r["figures"]["revenue"] for r in revenue
+    }
+    assert {d["store"]: d["receipts"] for d in documents} == {"s1": 2, "s2": 1, "s3": 1}
+    assert documents[0]["average_receipt"] == "7.50"
+    assert [d["store"] for d in scoped] == ["s1"]

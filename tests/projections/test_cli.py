@@ -47,7 +47,7 @@ def test_status_shows_the_lag_until_a_rebuild_catches_up(
     rebuilt = capsys.readouterr().err
     after = statuses(capsys)
 
-    assert set(before) == {"balances", "revenue", "customer360", "segments"}
+    assert set(before) == {"balances", "revenue", "customer360", "segments", "dashboard"}
     assert before["revenue"].position == 0 and before["revenue"].lag_events == 4
     assert before["revenue"].lag_seconds > 0
     assert "revenue: generation 2 serves reads" in rebuilt

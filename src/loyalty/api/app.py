@@ -9,6 +9,7 @@ from litestar.openapi import OpenAPIConfig
 from loyalty import __version__
 from loyalty.api.analytics.clusters import AnalyticsClustersController
 from loyalty.api.analytics.customers import AnalyticsCustomersController
+from loyalty.api.analytics.dashboard import AnalyticsDashboardController
 from loyalty.api.analytics.revenue import AnalyticsRevenueController
 from loyalty.api.analytics.rfm import AnalyticsRfmController
 from loyalty.api.audit import AuditController
@@ -69,6 +70,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Litestar
             AnalyticsRfmController,
             AnalyticsClustersController,
             AnalyticsCustomersController,
+            AnalyticsDashboardController,
             TerminalController,
             health,
         ],

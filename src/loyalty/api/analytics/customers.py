@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from eventsourcing.persistence import ProgrammingError
 from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.params import FromPath
@@ -50,6 +51,8 @@ def document_of(request: Request[object, object, State], customer_id: UUID) -> d
     model = Customer360.open(settings, generation, datastore)
     try:
         found = model.view.get(CUSTOMERS, str(customer_id))
+    except ProgrammingError:  # the read model has not run yet: it knows nobody
+        found = None
     finally:
         model.close()
     if found is None:

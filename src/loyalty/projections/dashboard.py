@@ -1,0 +1,95 @@
+"""Revenue documents for the analytics dashboards: one document per store and month
+(revenue, receipts, average receipt, points issued and redeemed), in PostgreSQL or
+MongoDB, so a dashboard reads a month of the chain as a handful of small documents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from loyalty.adapters.documents import Body, DocumentChange
+from loyalty.domain.account import Account
+from loyalty.domain.movement import MovementType, TransactionKind
+from loyalty.projections import feed
+from loyalty.projections.documents import DocumentModel
+from loyalty.projections.feed import Fact, topic_of
+
+STORE_MONTHS = "store_months"
+FIGURES = ("revenue", "receipts", "points_issued", "points_redeemed")
+SIGN = {MovementType.PURCHASE: 1, MovementType.RETURN: -1}
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_month(at: datetime, timezone: str) -> str:
+    return at.astimezone(zone(timezone)).strftime("%Y-%m")
+
+
+def key_of(store: str, month: str) -> str:
+    return f"{store}|{month}"
+
+
+class Dashboard(DocumentModel):
+    name = "dashboard"
+    topics = (topic_of(Account.MovementRecorded),)
+
+    def changes(self, facts: Sequence[Fact]) -> list[DocumentChange]:
+        deltas: dict[tuple[str, str], list[Any]] = {}
+        for fact in facts:
+            recorded: feed.MovementRecorded = fact.body
+            movement = recorded.movement
+            if movement.location is None:
+                continue
+            store = movement.location.path[-2]
+            month = local_month(movement.occurred_at, movement.location.timezone)
+            delta = deltas.setdefault((store, month), [Decimal(0), 0, 0, 0])
+            add_movement(delta, recorded)
+        stored = self.view.get_many(STORE_MONTHS, [key_of(*k) for k in deltas])
+        return [
+            DocumentChange(
+                collection=STORE_MONTHS,
+                key=key_of(store, month),
+                body=added(stored.get(key_of(store, month)), store, month, delta),
+            )
+            for (store, month), delta in deltas.items()
+        ]
+
+
+def add_movement(delta: list[Any], recorded: feed.MovementRecorded) -> None:
+    movement = recorded.movement
+    sign = SIGN.get(movement.type, 0)
+    delta[0] += sign * movement.amount
+    delta[1] += 1 if movement.type is MovementType.PURCHASE else 0
+    for transaction in recorded.derivation.transactions:
+        if transaction.kind is TransactionKind.POINTS:
+            points = int(transaction.amount)
+            delta[2 if points > 0 else 3] += abs(points)
+
+
+def added(stored: Body | None, store: str, month: str, delta: list[Any]) -> Body:
+    """The document of a store's month with a batch's figures added."""
+    revenue = Decimal(stored["revenue"]) if stored else Decimal(0)
+    receipts, issued, redeemed = (
+        (int(stored["receipts"]), int(stored["points_issued"]), int(stored["points_redeemed"]))
+        if stored
+        else (0, 0, 0)
+    )
+    revenue += delta[0]
+    receipts += delta[1]
+    average = (revenue / receipts).quantize(Decimal("0.01")) if receipts else None
+    return {
+        "store": store,
+        "month": month,
+        "revenue": str(revenue),
+        "receipts": receipts,
+        "average_receipt": None if average is None else str(average),
+        "points_issued": issued + delta[2],
+        "points_redeemed": redeemed + delta[3],
+    }
