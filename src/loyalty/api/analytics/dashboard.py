@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
+from eventsourcing.persistence import ProgrammingError
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.params import FromQuery, Parameter
@@ -58,14 +59,14 @@ class AnalyticsDashboardController(Controller):
         model = Dashboard.open(
             settings, Registry(settings, datastore).serving(Dashboard.name), datastore
         )
+        query = DocumentQuery(equals={"month": month}, sort=(("store", False),), limit=MAX_STORES)
         try:
-            page = model.view.find(
-                STORE_MONTHS,
-                DocumentQuery(equals={"month": month}, sort=(("store", False),), limit=MAX_STORES),
-            )
+            documents = model.view.find(STORE_MONTHS, query).items
+        except ProgrammingError:  # the read model has not run yet: no figures
+            documents = []
         finally:
             model.close()
         found = [
-            msgspec.convert(d, StoreMonth, strict=False) for d in page.items if d["store"] in stores
+            msgspec.convert(d, StoreMonth, strict=False) for d in documents if d["store"] in stores
         ]
         return negotiated(request, found, f"dashboard-{month}")
