@@ -230,7 +230,7 @@ class PostgresDocumentView(PostgresTrackingRecorder, DocumentView):
                 curs.execute(
                     SQL(
                         "INSERT INTO {} (collection, key, body) "
-                        "SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[]) "
+                        "SELECT * FROM unnest(%b::text[], %b::text[], %b::jsonb[]) "
                         "ON CONFLICT (collection, key) DO UPDATE SET body = excluded.body"
                     ).format(self.documents),
                     (list(collections), list(keys), list(bodies)),
@@ -239,7 +239,7 @@ class PostgresDocumentView(PostgresTrackingRecorder, DocumentView):
                 collections, keys = zip(*deleted, strict=True)
                 curs.execute(
                     SQL(
-                        "DELETE FROM {} d USING unnest(%s::text[], %s::text[]) AS gone(c, k) "
+                        "DELETE FROM {} d USING unnest(%b::text[], %b::text[]) AS gone(c, k) "
                         "WHERE d.collection = gone.c AND d.key = gone.k"
                     ).format(self.documents),
                     (list(collections), list(keys)),

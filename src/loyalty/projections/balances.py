@@ -125,7 +125,7 @@ class Balances(TableModel):
             curs.execute(
                 SQL(
                     "INSERT INTO {} (account_id, campaign_id, customer_id)"
-                    " SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[])"
+                    " SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::uuid[])"
                     " ON CONFLICT (account_id) DO NOTHING"
                 ).format(self.tables("accounts")),
                 columns(opened, 3),
@@ -151,8 +151,8 @@ class Balances(TableModel):
                 " credits = a.credits + d.credits, earned = a.earned + d.earned,"
                 " spent = a.spent + d.spent, movements = a.movements + d.movements,"
                 " last_movement_at = d.at, last_movement_id = d.movement_id"
-                " FROM unnest(%s::uuid[], %s::bigint[], %s::numeric[], %s::bigint[],"
-                " %s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[])"
+                " FROM unnest(%b::uuid[], %b::bigint[], %b::numeric[], %b::bigint[],"
+                " %b::bigint[], %b::bigint[], %b::timestamptz[], %b::text[])"
                 " AS d(account_id, points, credits, earned, spent, movements, at, movement_id)"
                 " WHERE a.account_id = d.account_id RETURNING a.account_id, a.customer_id"
             ).format(self.tables("accounts")),
@@ -187,7 +187,7 @@ class Balances(TableModel):
             curs.execute(
                 SQL(
                     "INSERT INTO {} (card_id, code, customer_id, status, successor)"
-                    " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::uuid[], %s::text[],"
+                    " SELECT * FROM unnest(%b::uuid[], %b::text[], %b::uuid[], %b::text[],"
                     " %s::text[]) ON CONFLICT (card_id) DO NOTHING"
                 ).format(self.tables("cards")),
                 columns([(card_id, *row) for card_id, row in issued.items()], 5),

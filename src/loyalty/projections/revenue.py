@@ -131,7 +131,7 @@ class Revenue(TableModel):
         if owners:
             curs.execute(
                 SQL(
-                    "INSERT INTO {} SELECT * FROM unnest(%s::uuid[], %s::uuid[])"
+                    "INSERT INTO {} SELECT * FROM unnest(%b::uuid[], %b::uuid[])"
                     " ON CONFLICT DO NOTHING"
                 ).format(self.tables("owners")),
                 (list(owners), list(owners.values())),
