@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import threading
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.persistence import JSONTranscoder
 
 from loyalty.adapters.eventstore import MsgspecMapper, stream_kind
+from loyalty.bootstrap import Services
 from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.movement import (
@@ -19,6 +21,7 @@ from loyalty.domain.movement import (
     Transaction,
     TransactionKind,
 )
+from loyalty.domain.segmentation import RfmParameters, RfmRun, SegmentChange, SegmentSize
 
 
 def recorded_account() -> Account:
@@ -86,3 +89,31 @@ def test_registered_streams_are_told_by_their_topic() -> None:
     assert stream_kind("loyalty.domain.promotion:Promotion.Versioned") == "promotion"
     assert stream_kind("loyalty.domain.operator:Operator.Created") == "operator"
     assert stream_kind("loyalty.domain.account:Account.MovementRecorded") is None
+
+
+def test_an_append_of_a_few_large_events_is_stored_without_hanging(services: Services) -> None:
+    """Pipeline mode blocked for good on 100 events of 750 KB (an RFM run's segment
+    changes): the save runs in a thread so that a hang fails the test."""
+    run = RfmRun.compute(
+        run_id=ids.rfm_run_id("large"),
+        parameters=RfmParameters(as_of=date(2026, 6, 1)),
+        position=1,
+        previous=None,
+        sizes=(SegmentSize(segment="lost", customers=1_000_000),),
+        digest="d",
+        by="test",
+    )
+    changes = [
+        SegmentChange(customer_id=uuid5(NAMESPACE_URL, str(n)), before=None, after="lost")
+        for n in range(1_000_000)
+    ]
+    for start in range(0, len(changes), 10_000):
+        run.record_changes(tuple(changes[start : start + 10_000]))
+    saving = threading.Thread(target=services.ledger.save, args=(run,), daemon=True)
+
+    saving.start()
+    saving.join(timeout=120)
+
+    assert not saving.is_alive(), "the append hung"
+    stored = services.ledger.repository.get(run.id)
+    assert isinstance(stored, RfmRun) and stored.changes == 1_000_000

@@ -51,7 +51,9 @@ only program streams bump the program revision."""
 
 _encoder = msgspec.json.Encoder()
 PIPELINED_AT_MOST = 1_000
-"""Events an append sends in pipeline mode (one round trip); more go statement by statement."""
+PIPELINED_BYTES_AT_MOST = 256 * 1024
+"""Events (and bytes of them) an append sends in pipeline mode (one round trip); more go
+statement by statement."""
 
 
 class EventSchema(typing.NamedTuple):
@@ -217,10 +219,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """As eventsourcing does, but a large append (a program issuing a million cards)
-        goes without pipeline mode: sending a big statement while the server sends results
-        back can block both ends for good (psycopg issue 685; seen from 55,000 cards)."""
-        if len(stored_events) <= PIPELINED_AT_MOST:
+        """As eventsourcing does, but a large append (a program issuing a million cards, an
+        RFM run recording a million segment changes) goes without pipeline mode: sending a
+        big statement while the server sends results back can block both ends for good
+        (psycopg issue 685; seen from 55,000 cards, and with 100 events of 600 KB)."""
+        size = sum(len(e.state) for e in stored_events)
+        if len(stored_events) <= PIPELINED_AT_MOST and size <= PIPELINED_BYTES_AT_MOST:
             ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             return ids
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
