@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="read models to rebuild in (g), comma-separated (default all)",
     )
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    parser.add_argument(
+        "--reuse",
+        metavar="DATABASE",
+        help="measure on a database a --keep-db run loaded (with --chain: its chain folder)",
+    )
+    parser.add_argument("--chain", type=Path, help="the chain folder of the --reuse database")
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser
 
@@ -363,7 +369,7 @@ def query_latencies(port: int, token: str, urls: list[str]) -> list[float]:
 
 
 def revenue_queries(
-    settings: Settings, manifest: Manifest, queries: int, workdir: Path
+    settings: Settings, manifest: Manifest, queries: int, chain: Path, workdir: Path
 ) -> dict[str, Any]:
     subprocess.run(
         [*scenarios.loyalty_command(), "operator", "add", "bench", "--role", "admin",
@@ -371,7 +377,7 @@ def revenue_queries(
         input=PASSWORD.encode(), env=child_env(settings), cwd=ROOT, check=True,
         capture_output=True,
     )  # fmt: skip
-    program = read_program(workdir / "chain" / "program.toml")
+    program = read_program(chain / "program.toml")
     nodes = [
         program.network.code,
         *(node.code for node in program.nodes if node.kind != "store" and node.kind != "terminal"),
@@ -507,6 +513,22 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     return targets
 
 
+def measure(
+    settings: Settings,
+    manifest: Manifest,
+    chain: Path,
+    args: argparse.Namespace,
+    workdir: Path,
+    results: dict[str, Any],
+) -> None:
+    """(g), (h) and (i) on a loaded database."""
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    results["g_rebuilds"] = rebuilds(settings, workdir, names)
+    results["h_rfm"] = rfm(settings, manifest.last_day)
+    scenarios.log(f"(h) {results['h_rfm']['customers']:,} customers")
+    results["i_revenue"] = revenue_queries(settings, manifest, args.queries, chain, workdir)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     size = size_of(args)
@@ -515,18 +537,20 @@ def main(argv: list[str] | None = None) -> int:
     workdir = scenarios.new_workdir()
     results: dict[str, Any] = {}
     try:
-        scenarios.log(f"generating the chain: {size.movements:,} movements")
-        manifest, generated = generate(size, workdir / "chain")
-        results["generate"] = generated
-        with scenarios.bench_database(base, keep=args.keep_db) as settings:
+        if args.reuse:
+            chain = args.chain
+            manifest = msgspec.json.decode((chain / "manifest.json").read_bytes(), type=Manifest)
+            settings = msgspec.structs.replace(base, pg_db=args.reuse, pg_schema="loyalty")
             machine = describe_machine(settings.conninfo())
-            results["f_load"] = load(settings, manifest, workdir / "chain", args.ingesters)
-            scenarios.log(f"(f) {results['f_load']}")
-            names = [n.strip() for n in args.models.split(",") if n.strip()]
-            results["g_rebuilds"] = rebuilds(settings, workdir, names)
-            results["h_rfm"] = rfm(settings, manifest.last_day)
-            scenarios.log(f"(h) {results['h_rfm']['customers']:,} customers")
-            results["i_revenue"] = revenue_queries(settings, manifest, args.queries, workdir)
+            measure(settings, manifest, chain, args, workdir, results)
+        else:
+            scenarios.log(f"generating the chain: {size.movements:,} movements")
+            manifest, results["generate"] = generate(size, workdir / "chain")
+            with scenarios.bench_database(base, keep=args.keep_db) as settings:
+                machine = describe_machine(settings.conninfo())
+                results["f_load"] = load(settings, manifest, workdir / "chain", args.ingesters)
+                scenarios.log(f"(f) {results['f_load']}")
+                measure(settings, manifest, workdir / "chain", args, workdir, results)
         results["j_lag"] = lag_under_pos_load(base, args.pos_seconds, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
