@@ -310,10 +310,12 @@ def print_table(report: dict[str, Any]) -> None:
         f"median of {copy.get('runs', 0)} runs" if copy else "",
     )
     audit = figures.get("e_audit") or {}
+    workers = (audit.get("replay") or {}).get("workers", "?")
     for label, part in (
         ("(e) raw scan of the stored events", "raw_scan"),
         ("    loyalty audit verify", "verify"),
-        ("    loyalty audit replay", "replay"),
+        (f"    loyalty audit replay (processes: {workers})", "replay"),
+        ("    loyalty audit replay (processes: 1)", "replay_one_process"),
     ):
         row(label, audit.get(part), f"{audit.get('events', 0):,} events" if audit else "")
     print(file=out)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import psycopg
@@ -43,6 +43,9 @@ from loyalty.domain.movement import Movement, check_movement
 from loyalty.rules.engine import Context, derive
 from loyalty.rules.schedule import local_time
 from loyalty.settings import Settings
+
+if TYPE_CHECKING:
+    from loyalty.commands.replay import ReplayReport
 
 BASELINE_SCHEMA = "bench_baseline"
 _encoder = msgspec.json.Encoder()
@@ -480,8 +483,9 @@ def new_workdir() -> Path:
 
 def audit(setup: Setup) -> dict[str, Any]:
     """Over the log as it stands: a raw keyset scan of every stored event into Python (the
-    baseline), ``loyalty audit verify`` and ``loyalty audit replay``, each on its own."""
-    from loyalty.commands.replay import replay
+    baseline), ``loyalty audit verify``, and ``loyalty audit replay`` as the command runs it
+    (accounts split over one process per core) and in one process, each on its own."""
+    from loyalty.commands.replay import default_workers, last_notification_id, replay
 
     ledger = setup.services.ledger
     query = sql.SQL(
@@ -499,9 +503,13 @@ def audit(setup: Setup) -> dict[str, Any]:
         after = batch[-1][0]
     scan_seconds = time.perf_counter() - started
     verified = setup.services.auditor.verify()
-    replayed = replay(ledger)
-    if not verified.intact or not replayed.identical:
-        raise RuntimeError(f"the benchmark's own log did not verify: {verified}, {replayed}")
+    workers = default_workers(last_notification_id(ledger))
+    replayed = replay(ledger, workers=workers)
+    alone = replay(ledger, workers=1)
+    if not (verified.intact and replayed.identical and alone.identical):
+        raise RuntimeError(
+            f"the benchmark's own log did not verify: {verified}, {replayed}, {alone}"
+        )
     return {
         "events": rows,
         "raw_scan": {
@@ -509,10 +517,16 @@ def audit(setup: Setup) -> dict[str, Any]:
             "rate_per_s": round(rows / scan_seconds, 1),
         },
         "verify": {"seconds": verified.seconds, "rate_per_s": verified.events_per_second},
-        "replay": {
-            "seconds": replayed.seconds,
-            "rate_per_s": replayed.events_per_second,
-            "movements": replayed.movements,
-            "movements_per_s": replayed.movements_per_second,
-        },
+        "replay": replay_figures(replayed, workers),
+        "replay_one_process": replay_figures(alone, 1),
+    }
+
+
+def replay_figures(report: ReplayReport, workers: int) -> dict[str, Any]:
+    return {
+        "workers": workers,
+        "seconds": report.seconds,
+        "rate_per_s": report.events_per_second,
+        "movements": report.movements,
+        "movements_per_s": report.movements_per_second,
     }
