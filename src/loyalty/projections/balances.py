@@ -20,7 +20,6 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
-from loyalty.domain.movement import TransactionKind
 from loyalty.projections import feed
 from loyalty.projections.feed import CUSTOMER_TOPICS, Fact
 from loyalty.projections.tables import TableModel, columns
@@ -213,13 +212,9 @@ def customer_row(fact: Fact) -> tuple[UUID, Any, str | None, bool]:
 
 
 def add_movement(totals: AccountTotals, recorded: feed.MovementRecorded) -> None:
-    for transaction in recorded.derivation.transactions:
-        if transaction.kind is TransactionKind.POINTS:
-            points = int(transaction.amount)
-            if points > 0:
-                totals.earned += points
-            else:
-                totals.spent -= points
+    earned, spent = recorded.derivation.points_moved()
+    totals.earned += earned
+    totals.spent += spent
     totals.points += recorded.derivation.points_delta
     totals.credits += recorded.derivation.credits_delta
     totals.movements += 1

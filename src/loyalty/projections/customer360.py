@@ -11,33 +11,21 @@ not by events). Two lookup collections map account and card streams to their cus
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from decimal import Decimal
-from functools import cache
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from loyalty.adapters.documents import Body, DocumentChange
-from loyalty.domain.movement import MovementType, TransactionKind
+from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
 from loyalty.projections.documents import DocumentModel
 from loyalty.projections.feed import CUSTOMER_TOPICS, Fact
+from loyalty.rules.schedule import local_time
 
 CARD_CHANGES = feed.CardBlocked | feed.CardUnblocked | feed.CardReplaced
 RECENT = 10
 """Movements kept on a customer's document, newest first."""
 CUSTOMERS, ACCOUNTS, CARDS = "customers", "accounts", "cards"
-
-
-@cache
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def local_day(at: datetime, timezone: str) -> str:
-    """The day ``at`` falls on in the time zone ``timezone`` (ISO)."""
-    return at.astimezone(zone(timezone)).date().isoformat()
 
 
 def new_customer(customer_id: UUID) -> Body:
@@ -192,13 +180,12 @@ def add_movement(document: Body, account_id: str, recorded: feed.MovementRecorde
     account = document["accounts"].setdefault(account_id, new_account(None))
     account["points"] = recorded.points_after
     account["credits"] = str(recorded.credits_after)
-    for transaction in recorded.derivation.transactions:
-        if transaction.kind is TransactionKind.POINTS:
-            points = int(transaction.amount)
-            account["earned" if points > 0 else "spent"] += abs(points)
+    earned, spent = recorded.derivation.points_moved()
+    account["earned"] += earned
+    account["spent"] += spent
     store = movement.location.path[-2] if movement.location else None
     day = (
-        local_day(movement.occurred_at, movement.location.timezone)
+        local_time(movement.occurred_at, movement.location.timezone).date().isoformat()
         if movement.location
         else movement.occurred_at.date().isoformat()
     )

@@ -7,29 +7,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from loyalty.adapters.documents import Body, DocumentChange
 from loyalty.domain.account import Account
-from loyalty.domain.movement import MovementType, TransactionKind
+from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
 from loyalty.projections.documents import DocumentModel
 from loyalty.projections.feed import Fact, topic_of
+from loyalty.rules.schedule import local_time
 
 STORE_MONTHS = "store_months"
 FIGURES = ("revenue", "receipts", "points_issued", "points_redeemed")
 SIGN = {MovementType.PURCHASE: 1, MovementType.RETURN: -1}
 
 
-@cache
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
 def local_month(at: datetime, timezone: str) -> str:
-    return at.astimezone(zone(timezone)).strftime("%Y-%m")
+    return local_time(at, timezone).strftime("%Y-%m")
 
 
 def key_of(store: str, month: str) -> str:
@@ -67,10 +61,9 @@ def add_movement(delta: list[Any], recorded: feed.MovementRecorded) -> None:
     sign = SIGN.get(movement.type, 0)
     delta[0] += sign * movement.amount
     delta[1] += 1 if movement.type is MovementType.PURCHASE else 0
-    for transaction in recorded.derivation.transactions:
-        if transaction.kind is TransactionKind.POINTS:
-            points = int(transaction.amount)
-            delta[2 if points > 0 else 3] += abs(points)
+    earned, spent = recorded.derivation.points_moved()
+    delta[2] += earned
+    delta[3] += spent
 
 
 def added(stored: Body | None, store: str, month: str, delta: list[Any]) -> Body:

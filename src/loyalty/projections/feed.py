@@ -55,6 +55,18 @@ class Derivation(msgspec.Struct, frozen=True):
     credits_delta: Decimal = Decimal(0)
     local_date: date | None = None
 
+    def points_moved(self) -> tuple[int, int]:
+        """The points this movement credited and the points it debited."""
+        earned = spent = 0
+        for transaction in self.transactions:
+            if transaction.kind is TransactionKind.POINTS:
+                points = int(transaction.amount)
+                if points > 0:
+                    earned += points
+                else:
+                    spent -= points
+        return earned, spent
+
 
 class MovementRecorded(msgspec.Struct, frozen=True):
     """``Account.MovementRecorded``: a movement on an account and what it derived."""
