@@ -32,7 +32,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from queue import Full, Queue
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import msgspec
 from eventsourcing.persistence import Tracking, TrackingRecorder
@@ -174,6 +174,20 @@ class ReadModel(Projection[Any]):
 
 
 ReadModelClass = type[ReadModel]
+M = TypeVar("M", bound=ReadModel)
+
+
+@contextmanager
+def serving_model(
+    settings: Settings, datastore: PostgresDatastore, model_class: type[M]
+) -> Iterator[M]:
+    """The generation of ``model_class`` that serves reads, open for as long as needed."""
+    generation = Registry(settings, datastore).serving(model_class.name)
+    model = model_class.open(settings, generation, datastore)
+    try:
+        yield model
+    finally:
+        model.close()
 
 
 def read_datastore(settings: Settings, pool_size: int = 2) -> PostgresDatastore:

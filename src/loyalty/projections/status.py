@@ -13,7 +13,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from loyalty.projections.runner import Progress, ReadModelClass, Registry, log_head
+from loyalty.projections.runner import Progress, ReadModelClass, Registry, log_head, serving_model
 from loyalty.settings import Settings
 
 
@@ -70,8 +70,8 @@ def position_of(
     settings: Settings, datastore: PostgresDatastore, model_class: ReadModelClass
 ) -> int:
     """The position the serving generation has applied."""
-    generation = Registry(settings, datastore).serving(model_class.name)
-    progress = progress_of(settings, datastore, model_class, generation)
+    with serving_model(settings, datastore, model_class) as model:
+        progress = model.progress()
     return progress.position if progress else 0
 
 

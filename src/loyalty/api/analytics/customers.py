@@ -23,7 +23,7 @@ from loyalty.api.i18n import request_messages
 from loyalty.domain.errors import UnknownCard
 from loyalty.projections.cluster_members import clusters_of
 from loyalty.projections.customer360 import CUSTOMERS, Customer360
-from loyalty.projections.runner import Registry
+from loyalty.projections.runner import serving_model
 
 
 class Segment(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,15 +46,12 @@ class CustomerView(msgspec.Struct, frozen=True, kw_only=True):
 
 def document_of(request: Request[object, object, State], customer_id: UUID) -> dict[str, Any]:
     services = request.app.state.services
-    settings, datastore = services.settings, services.ledger.ledger_recorder.datastore
-    generation = Registry(settings, datastore).serving(Customer360.name)
-    model = Customer360.open(settings, generation, datastore)
-    try:
-        found = model.view.get(CUSTOMERS, str(customer_id))
-    except ProgrammingError:  # the read model has not run yet: it knows nobody
-        found = None
-    finally:
-        model.close()
+    datastore = services.ledger.ledger_recorder.datastore
+    with serving_model(services.settings, datastore, Customer360) as model:
+        try:
+            found = model.view.get(CUSTOMERS, str(customer_id))
+        except ProgrammingError:  # the read model has not run yet: it knows nobody
+            found = None
     if found is None:
         return {}
     return {k: v for k, v in found.items() if k != "key"}

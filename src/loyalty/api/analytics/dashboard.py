@@ -18,7 +18,7 @@ from loyalty.api.analytics.formats import negotiated
 from loyalty.api.analytics.revenue import Position, caught_up_to, reported_stores
 from loyalty.commands.operators import network_of
 from loyalty.projections.dashboard import STORE_MONTHS, Dashboard
-from loyalty.projections.runner import Registry
+from loyalty.projections.runner import serving_model
 
 
 class StoreMonth(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,17 +55,13 @@ class AnalyticsDashboardController(Controller):
         caught_up_to(request, Dashboard, position)
         services = request.app.state.services
         stores = reported_stores(caller(request), network_of(services.ledger), None, False)
-        settings, datastore = services.settings, services.ledger.ledger_recorder.datastore
-        model = Dashboard.open(
-            settings, Registry(settings, datastore).serving(Dashboard.name), datastore
-        )
+        datastore = services.ledger.ledger_recorder.datastore
         query = DocumentQuery(equals={"month": month}, sort=(("store", False),), limit=MAX_STORES)
-        try:
-            documents = model.view.find(STORE_MONTHS, query).items
-        except ProgrammingError:  # the read model has not run yet: no figures
-            documents = []
-        finally:
-            model.close()
+        with serving_model(services.settings, datastore, Dashboard) as model:
+            try:
+                documents = model.view.find(STORE_MONTHS, query).items
+            except ProgrammingError:  # the read model has not run yet: no figures
+                documents = []
         found = [
             msgspec.convert(d, StoreMonth, strict=False) for d in documents if d["store"] in stores
         ]
