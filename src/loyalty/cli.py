@@ -138,7 +138,7 @@ def add_projection_commands(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(required=True, metavar="ACTION")
     cmd = actions.add_parser("run", help="follow the log and keep every read model up to date")
     cmd.set_defaults(handler=projections_run)
-    cmd = actions.add_parser("status", help="each read model's position, lag and rate")
+    cmd = actions.add_parser("status", help="each read model's position, lag, rate and shape")
     cmd.add_argument("--json", action="store_true", help="print JSON lines")
     cmd.set_defaults(handler=projections_status)
     cmd = actions.add_parser(
@@ -292,13 +292,14 @@ def projections_status(args: argparse.Namespace, settings: Settings) -> int:
             print(msgspec.json.encode(status).decode())
         return 0
     print(
-        f"{'read model':<12} {'gen':>4} {'position':>10} {'lag (events)':>13}"
+        f"{'read model':<12} {'gen':>4} {'shape':>5} {'position':>10} {'lag (events)':>13}"
         f" {'lag (s)':>8} {'rate/s':>9}"
     )
     for s in found:
         print(
-            f"{s.name:<12} {s.generation:>4} {s.position:>10} {s.lag_events:>13}"
+            f"{s.name:<12} {s.generation:>4} {s.shape:>5} {s.position:>10} {s.lag_events:>13}"
             f" {s.lag_seconds:>8.1f} {s.rate:>9.0f}"
+            + (f"  (this release reads shape {s.code_shape})" if s.shape != s.code_shape else "")
             + (f"  (rebuilding generation {s.building})" if s.building else "")
         )
     return 0

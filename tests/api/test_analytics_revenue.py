@@ -18,7 +18,7 @@ from loyalty.projections.revenue import Revenue
 from loyalty.settings import Settings
 from tests.api.people import bearer, staffed_client
 from tests.builders import Clock, as_json, line, purchase, terminal_key
-from tests.projections.reading import caught_up
+from tests.projections.reading import caught_up, record_shape
 
 REVENUE = "/api/v1/analytics/revenue"
 DASHBOARD = "/api/v1/analytics/dashboard"
@@ -135,6 +135,23 @@ def test_a_position_not_reached_in_time_answers_a_retryable_problem(
     assert response.json()["code"] == "not_caught_up"
     assert response.headers["retry-after"] == "1"
     assert (beyond.status_code, beyond.json()["code"]) == (422, "unknown_position")
+
+
+def test_figures_stored_in_an_older_shape_answer_a_retryable_problem(
+    client: TestClient[Any], settings: Settings, sales: int
+) -> None:
+    record_shape(settings, Revenue.name, Revenue.shape - 1)
+
+    response = client.get(REVENUE, params=JUNE, headers=bearer(client, "root"))
+    status = client.get("/api/v1/analytics/status", headers=bearer(client, "root"))
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "read_model_rebuilding"
+    assert response.headers["retry-after"] == "30"
+    assert {s["name"]: (s["shape"], s["code_shape"]) for s in status.json()}["revenue"] == (
+        Revenue.shape - 1,
+        Revenue.shape,
+    )
 
 
 def test_bad_queries_are_refused_with_the_field_named(client: TestClient[Any]) -> None:

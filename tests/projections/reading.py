@@ -40,6 +40,18 @@ def serving(settings: Settings, name: str) -> Tables:
     return Tables(settings.read_schema, name, row[0])
 
 
+def record_shape(settings: Settings, name: str, shape: int) -> None:
+    """Records the serving generation of ``name`` as stored in ``shape`` (as a release of
+    another shape would have built it)."""
+    with psycopg.connect(settings.conninfo()) as conn:
+        conn.execute(
+            SQL("UPDATE {}.projections SET shape = %s WHERE name = %s").format(
+                Identifier(settings.read_schema)
+            ),
+            (shape, name),
+        )
+
+
 def rows(settings: Settings, name: str, table: str, order: str) -> list[dict[str, Any]]:
     """Every row of a table of the read model ``name``'s serving generation."""
     tables = serving(settings, name)

@@ -36,7 +36,7 @@ def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settin
 
 def document(settings: Settings, card: str) -> dict[str, Any] | None:
     datastore = read_datastore(settings)
-    generation = Registry(settings, datastore).serving(Customer360.name)
+    generation = Registry(settings, datastore).serving(Customer360).generation
     model = Customer360.open(settings, generation, datastore)
     try:
         return model.view.get(CUSTOMERS, str(ids.customer_id_for_card(card)))

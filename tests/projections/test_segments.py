@@ -35,7 +35,7 @@ def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settin
 def snapshot(settings: Settings, collection: str, key: str) -> dict[str, object] | None:
     datastore = read_datastore(settings)
     model = SegmentSnapshots.open(
-        settings, Registry(settings, datastore).serving(SegmentSnapshots.name), datastore
+        settings, Registry(settings, datastore).serving(SegmentSnapshots).generation, datastore
     )
     try:
         return model.view.get(collection, key)

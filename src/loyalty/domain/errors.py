@@ -39,6 +39,7 @@ Error tree::
         ├── InvalidQuery / InvalidRfmParameters / UnknownPosition   analytics
         └── InvalidProgram        a program definition that cannot be applied
     NotCaughtUp                   (503)  a read model did not reach a position in time
+    ReadModelRebuilding           (503)  a read model's serving generation has another shape
 """
 
 from __future__ import annotations
@@ -277,6 +278,15 @@ class NotCaughtUp(LoyaltyError):
 
     status = 503
     code = "not_caught_up"
+
+
+class ReadModelRebuilding(LoyaltyError):
+    """A read model's serving generation stores another shape than this release reads (it
+    was built by an older release, and ``loyalty projections run`` is rebuilding it, or by a
+    newer one): it answers no reads rather than wrong figures."""
+
+    status = 503
+    code = "read_model_rebuilding"
 
 
 class UnknownPosition(RuleViolation):

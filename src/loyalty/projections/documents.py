@@ -4,8 +4,9 @@ Each generation is a document view of its own: the schema (PostgreSQL) or databa
 (MongoDB) ``<read schema>_<name>_<generation>``. A batch is committed by one
 :meth:`~loyalty.adapters.documents.DocumentView.write`: the changed documents, a progress
 document and the tracking position in one transaction of the store. Whether the generation
-still serves is checked against the registry in PostgreSQL just before; a batch that slips
-past a swap lands in a generation about to be dropped.
+still serves (or is being built), in the code's shape, is checked against the registry in
+PostgreSQL just before; a batch that slips past a swap lands in a generation about to be
+dropped.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class DocumentModel(ReadModel):
         self.view.create_table()
 
     def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:
-        self.registry.check(self.name, self.generation)
+        self.registry.check(self.name, self.generation, self.shape)
         before = self.progress()
         progress = Progress(
             position=last.notification_id,

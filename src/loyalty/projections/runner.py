@@ -17,6 +17,9 @@ tracking recorder per generation. What this module adds:
   log while the current one keeps serving, and swaps them in one ``UPDATE`` once it has
   caught up; a runner still applying to the old generation finds, at its next batch, that
   it has been superseded and stops, and :func:`running` starts one on the new generation.
+- **shapes**: the registry also records the shape of each generation (what it stores,
+  :attr:`ReadModel.shape`); a generation of another shape than the code's is neither read
+  nor extended (:mod:`loyalty.projections.shapes`).
 
 Read models keep their rows in PostgreSQL tables (:mod:`loyalty.projections.tables`) or
 documents in PostgreSQL or MongoDB (:mod:`loyalty.projections.documents`).
@@ -24,6 +27,7 @@ documents in PostgreSQL or MongoDB (:mod:`loyalty.projections.documents`).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import abstractmethod
@@ -38,14 +42,19 @@ import msgspec
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.projection import BaseProjectionRunner, Projection
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from loyalty.projections.feed import Fact, LedgerFeed, feed_env
+from loyalty.projections.shapes import Reshaped, Reshaping, refuse_other_shape
 from loyalty.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Superseded(Exception):
-    """A runner's generation no longer serves nor is being built: a rebuild replaced it."""
+    """A runner's generation no longer serves nor is being built (a rebuild replaced it),
+    or is recorded in another shape than the runner's."""
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,6 +79,10 @@ class ReadModel(Projection[Any]):
     topics: tuple[str, ...] = ()
     raw_movements: bool = False
     """Whether movements come as stored (:class:`~loyalty.projections.feed.RawMovementRecorded`)."""
+    shape: int = 1
+    """The version of what a generation stores: bump it whenever that changes (a table, a
+    column, a document's fields, or what any of them holds), so that a generation built by
+    an older release is rebuilt, not read or extended as if it had the new shape."""
 
     def __init__(self, view: TrackingRecorder, generation: int, batch: int) -> None:
         super().__init__(view)
@@ -181,9 +194,11 @@ M = TypeVar("M", bound=ReadModel)
 def serving_model(
     settings: Settings, datastore: PostgresDatastore, model_class: type[M]
 ) -> Iterator[M]:
-    """The generation of ``model_class`` that serves reads, open for as long as needed."""
-    generation = Registry(settings, datastore).serving(model_class.name)
-    model = model_class.open(settings, generation, datastore)
+    """The generation of ``model_class`` that serves reads, open for as long as needed;
+    refused (:class:`~loyalty.domain.errors.ReadModelRebuilding`) if it has another shape."""
+    serving = Registry(settings, datastore).serving(model_class)
+    refuse_other_shape(model_class.name, serving.shape, model_class.shape)
+    model = model_class.open(settings, serving.generation, datastore)
     try:
         yield model
     finally:
@@ -203,8 +218,16 @@ def read_datastore(settings: Settings, pool_size: int = 2) -> PostgresDatastore:
     )
 
 
+class Serving(msgspec.Struct, frozen=True, kw_only=True):
+    """The generation of a read model that serves reads, and its shape."""
+
+    generation: int
+    shape: int
+
+
 class Registry:
-    """The ``projections`` table: which generation of each read model serves reads."""
+    """The ``projections`` table: which generation of each read model serves reads, which
+    one is being built, and the shape of each."""
 
     def __init__(self, settings: Settings, datastore: PostgresDatastore) -> None:
         self.datastore = datastore
@@ -213,23 +236,24 @@ class Registry:
     def _sql(self, text: str) -> Composed:
         return SQL(text).format(Identifier(self.schema))
 
-    def serving(self, name: str) -> int:
-        """The generation serving reads, the first one created if there is none yet."""
+    def serving(self, model_class: ReadModelClass) -> Serving:
+        """The generation serving reads; if there is none yet, the first one, in the code's
+        shape."""
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 self._sql(
-                    "INSERT INTO {}.projections (name, generation) VALUES (%s, 1)"
+                    "INSERT INTO {}.projections (name, generation, shape) VALUES (%s, 1, %s)"
                     " ON CONFLICT (name) DO NOTHING"
                 ),
-                (name,),
+                (model_class.name, model_class.shape),
             )
             curs.execute(
-                self._sql("SELECT generation FROM {}.projections WHERE name = %s"), (name,)
+                self._sql("SELECT generation, shape FROM {}.projections WHERE name = %s"),
+                (model_class.name,),
             )
             row = curs.fetchone()
             assert row is not None
-            generation: int = row["generation"]
-            return generation
+            return Serving(generation=row["generation"], shape=row["shape"])
 
     def building(self, name: str) -> int | None:
         with self.datastore.transaction() as curs:
@@ -237,27 +261,30 @@ class Registry:
             row = curs.fetchone()
             return row["building"] if row else None
 
-    def check(self, name: str, generation: int) -> None:
-        """Raises :class:`Superseded` unless ``generation`` serves or is being built."""
+    def check(self, name: str, generation: int, shape: int) -> None:
+        """Raises :class:`Superseded` unless ``generation`` serves or is being built, in
+        ``shape``."""
         with self.datastore.transaction() as curs:
             curs.execute(
-                self._sql("SELECT generation, building FROM {}.projections WHERE name = %s"),
+                self._sql(
+                    "SELECT generation, shape, building, building_shape FROM {}.projections"
+                    " WHERE name = %s"
+                ),
                 (name,),
             )
-            row = curs.fetchone()
-        if row is None or generation not in (row["generation"], row["building"]):
-            raise Superseded(f"{name} generation {generation} was replaced")
+            check_shaped(curs.fetchone(), name, generation, shape)
 
-    def start_building(self, name: str) -> int:
-        """Claims the next generation for a rebuild (a rebuild left unfinished is redone)."""
-        self.serving(name)
+    def start_building(self, model_class: ReadModelClass) -> int:
+        """Claims the next generation for a rebuild in the code's shape (a rebuild left
+        unfinished is redone)."""
+        self.serving(model_class)
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 self._sql(
-                    "UPDATE {}.projections SET building = generation + 1 WHERE name = %s"
-                    " RETURNING building"
+                    "UPDATE {}.projections SET building = generation + 1, building_shape = %s"
+                    " WHERE name = %s RETURNING building"
                 ),
-                (name,),
+                (model_class.shape, model_class.name),
             )
             row = curs.fetchone()
             assert row is not None
@@ -268,11 +295,22 @@ class Registry:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 self._sql(
-                    "UPDATE {}.projections SET generation = building, building = NULL,"
-                    " swapped_at = now() WHERE name = %s AND building = %s"
+                    "UPDATE {}.projections SET generation = building, shape = building_shape,"
+                    " building = NULL, building_shape = NULL, swapped_at = now()"
+                    " WHERE name = %s AND building = %s"
                 ),
                 (name, generation),
             )
+
+
+def check_shaped(row: DictRow | None, name: str, generation: int, shape: int) -> None:
+    """Raises :class:`Superseded` unless the registry ``row`` of the read model ``name``
+    says that ``generation`` serves or is being built, in ``shape``."""
+    if row is None or generation not in (row["generation"], row["building"]):
+        raise Superseded(f"{name} generation {generation} was replaced")
+    recorded = row["shape"] if generation == row["generation"] else row["building_shape"]
+    if recorded != shape:
+        raise Superseded(f"{name} generation {generation} has shape {recorded}, not {shape}")
 
 
 @dataclass
@@ -305,7 +343,8 @@ class Runner:
         with suppress(Superseded):
             self.model.flush()
         self.model.stop_committing()
-        self.runner.__exit__(None, None, None)
+        with suppress(Superseded):  # the flusher may report it again after error() did
+            self.runner.__exit__(None, None, None)
         self.model.close()
 
 
@@ -355,32 +394,60 @@ def running(
     model_classes: Sequence[ReadModelClass],
     datastore: PostgresDatastore,
 ) -> Iterator[Callable[[], list[Runner]]]:
-    """Runs every read model's serving generation; a runner superseded by a swap is
-    replaced by one on the new generation. Yields a function that checks on the runners
-    (call it regularly) and returns them."""
-    registry = Registry(settings, datastore)
-    runners = {
-        m.name: start(settings, m, registry.serving(m.name), datastore) for m in model_classes
-    }
+    """Runs every read model's serving generation (see :func:`follow` for one of another
+    shape); a runner superseded by a swap is replaced by one on the new generation. Yields
+    a function that checks on the runners (call it regularly) and returns those following
+    the log."""
+    followers = {m.name: follow(settings, m, datastore) for m in model_classes}
 
     def check() -> list[Runner]:
         for model_class in model_classes:
-            current = runners[model_class.name]
-            error = current.error()
-            if error is None:
+            current = followers[model_class.name]
+            if current is None or (error := current.error()) is None:
                 continue
             current.close()
-            if not isinstance(error, Superseded):
+            if not isinstance(error, Superseded | Reshaped):
                 raise error
-            generation = registry.serving(model_class.name)
-            runners[model_class.name] = start(settings, model_class, generation, datastore)
-        return list(runners.values())
+            followers[model_class.name] = follow(settings, model_class, datastore)
+        return [f for f in followers.values() if isinstance(f, Runner)]
 
     try:
         yield check
     finally:
-        for runner in runners.values():
-            runner.close()
+        for follower in followers.values():
+            if follower is not None:
+                follower.close()
+
+
+def follow(
+    settings: Settings, model_class: ReadModelClass, datastore: PostgresDatastore
+) -> Runner | Reshaping | None:
+    """A runner on the serving generation if it has the code's shape. One of an older shape
+    is rebuilt in a thread of its own, so that the other read models keep being followed
+    (reads refuse it meanwhile); one of a newer shape, built by a newer release, is left
+    alone."""
+    serving = Registry(settings, datastore).serving(model_class)
+    if serving.shape == model_class.shape:
+        return start(settings, model_class, serving.generation, datastore)
+    if serving.shape > model_class.shape:
+        log.warning(
+            "%s: generation %d has shape %d, newer than this release's %d: not followed",
+            model_class.name,
+            serving.generation,
+            serving.shape,
+            model_class.shape,
+        )
+        return None
+    log.warning(
+        "%s: generation %d has shape %d, older than this release's %d: rebuilding it",
+        model_class.name,
+        serving.generation,
+        serving.shape,
+        model_class.shape,
+    )
+    return Reshaping(
+        model_class.name, lambda stop: rebuild(settings, model_class, datastore, stop=stop)
+    )
 
 
 def rebuild(
@@ -389,16 +456,18 @@ def rebuild(
     datastore: PostgresDatastore,
     progress: Callable[[int, int], None] = lambda position, head: None,
     poll_s: float = 0.2,
-) -> int:
-    """Builds the next generation of a read model from the start of the log while the
-    serving one keeps answering, swaps it in once it has caught up, and drops the old one.
-    Returns the new generation."""
+    stop: threading.Event | None = None,
+) -> int | None:
+    """Builds the next generation of a read model, in the code's shape, from the start of
+    the log while the serving one keeps answering, swaps it in once it has caught up, and
+    drops the old one. Returns the new generation; ``None`` if ``stop`` was set first."""
     registry = Registry(settings, datastore)
-    old = registry.serving(model_class.name)
-    new = registry.start_building(model_class.name)
+    old = registry.serving(model_class).generation
+    new = registry.start_building(model_class)
     discard(settings, model_class, new, datastore)
     runner = start(settings, model_class, new, datastore, indexed=False)
     indexed = False
+    pause = stop or threading.Event()
     try:
         while True:
             error = runner.error()
@@ -414,7 +483,8 @@ def rebuild(
                 runner.model.create_indexes()
                 indexed = True
                 continue
-            time.sleep(poll_s)
+            if pause.wait(poll_s):
+                return None
     finally:
         runner.close()
     discard(settings, model_class, old, datastore)

@@ -20,6 +20,11 @@ from loyalty.settings import Settings
 class ProjectionStatus(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     generation: int
+    shape: int
+    """What the serving generation stores (:attr:`~loyalty.projections.runner.ReadModel.shape`)."""
+    code_shape: int
+    """What this release stores and reads: a serving generation of another shape answers
+    no reads (one of an older shape is being rebuilt)."""
     building: int | None
     position: int
     head: int
@@ -37,15 +42,17 @@ def status_of(
 ) -> ProjectionStatus:
     """Where a read model's serving generation stands against the log."""
     registry = Registry(settings, datastore)
-    generation = registry.serving(model_class.name)
-    progress = progress_of(settings, datastore, model_class, generation)
+    serving = registry.serving(model_class)
+    progress = progress_of(settings, datastore, model_class, serving.generation)
     position = progress.position if progress else 0
     with datastore.transaction() as curs:
         lag_events, oldest = pending(curs, settings, model_class.topics, position)
     now = datetime.now(UTC)
     return ProjectionStatus(
         name=model_class.name,
-        generation=generation,
+        generation=serving.generation,
+        shape=serving.shape,
+        code_shape=model_class.shape,
         building=registry.building(model_class.name),
         position=position,
         head=log_head(datastore, settings, model_class.topics),
@@ -106,15 +113,9 @@ def applied_through(
     datastore: PostgresDatastore, settings: Settings, model_class: ReadModelClass, position: int
 ) -> bool:
     """Whether the serving generation reflects the log up to ``position``: it applied that
-    far, or no event it follows lies between where it stands and ``position``."""
-    model = model_class.open(
-        settings, Registry(settings, datastore).serving(model_class.name), datastore
-    )
-    try:
-        progress = model.progress()
-    finally:
-        model.close()
-    reached = progress.position if progress else 0
+    far, or no event it follows lies between where it stands and ``position``; refused
+    (:class:`~loyalty.domain.errors.ReadModelRebuilding`) if it has another shape."""
+    reached = position_of(settings, datastore, model_class)
     if reached >= position:
         return True
     with datastore.transaction() as curs:

@@ -12,6 +12,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Self
 
 import msgspec
@@ -22,7 +23,8 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from loyalty.projections.feed import Fact
-from loyalty.projections.runner import Progress, ReadModel, Superseded
+from loyalty.projections.runner import Progress, ReadModel, check_shaped
+from loyalty.projections.shapes import code_shape, refuse_other_shape
 from loyalty.settings import Settings
 
 INDEX = "_index"
@@ -111,7 +113,7 @@ class TableModel(ReadModel):
     def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL synchronous_commit = off")
-            check_generation(curs, self.tables)
+            check_generation(curs, self.tables, self.shape)
             self.apply(curs, facts)
             record_progress(curs, self.tables, facts, last, seconds)
             self.view._insert_tracking(curs, last)
@@ -140,18 +142,18 @@ def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-def check_generation(curs: Cursor[DictRow], tables: Tables) -> None:
-    """Raises :class:`Superseded` unless ``tables`` serve reads or are being built; holds
-    the registry row so that a swap waits for this batch."""
+def check_generation(curs: Cursor[DictRow], tables: Tables, shape: int) -> None:
+    """Raises :class:`~loyalty.projections.runner.Superseded` unless ``tables`` serve reads
+    or are being built, in ``shape``; holds the registry row so that a swap waits for this
+    batch."""
     curs.execute(
-        SQL("SELECT generation, building FROM {}.projections WHERE name = %s FOR SHARE").format(
-            Identifier(tables.schema)
-        ),
+        SQL(
+            "SELECT generation, shape, building, building_shape FROM {}.projections"
+            " WHERE name = %s FOR SHARE"
+        ).format(Identifier(tables.schema)),
         (tables.projection,),
     )
-    row = curs.fetchone()
-    if row is None or tables.generation not in (row["generation"], row["building"]):
-        raise Superseded(f"{tables.projection} generation {tables.generation} was replaced")
+    check_shaped(curs.fetchone(), tables.projection, tables.generation, shape)
 
 
 def record_progress(
@@ -159,7 +161,19 @@ def record_progress(
 ) -> None:
     """The batch's position, the time of its newest event and its rate, for status."""
     newest = max(f.body.timestamp for f in facts)
-    rate = len(facts) / seconds if seconds > 0 else 0.0
+    record_position(curs, tables, last.notification_id, newest, len(facts), seconds)
+
+
+def record_position(
+    curs: Cursor[DictRow],
+    tables: Tables,
+    position: int,
+    newest: datetime,
+    events: int,
+    seconds: float,
+) -> None:
+    """Where a generation stands after ``events`` more events applied in ``seconds``."""
+    rate = events / seconds if seconds > 0 else 0.0
     curs.execute(
         SQL(
             "INSERT INTO {} (id, position, newest_event_at, applied_at, events, rate)"
@@ -167,7 +181,7 @@ def record_progress(
             " position = EXCLUDED.position, newest_event_at = EXCLUDED.newest_event_at,"
             " applied_at = now(), events = {}.events + EXCLUDED.events, rate = EXCLUDED.rate"
         ).format(tables("progress"), tables("progress")),
-        (last.notification_id, newest, len(facts), rate),
+        (position, newest, events, rate),
     )
 
 
@@ -189,9 +203,11 @@ def progress_of(curs: Cursor[DictRow], tables: Tables) -> Progress | None:
 
 
 def serving_tables(curs: Cursor[DictRow], settings: Settings, name: str) -> Tables | None:
-    """The tables of a read model's serving generation; ``None`` before it first ran."""
+    """The tables of a read model's serving generation; ``None`` before it first ran;
+    refused (:class:`~loyalty.domain.errors.ReadModelRebuilding`) if they have another
+    shape than the code's."""
     curs.execute(
-        SQL("SELECT generation FROM {}.projections WHERE name = %s").format(
+        SQL("SELECT generation, shape FROM {}.projections WHERE name = %s").format(
             Identifier(settings.read_schema)
         ),
         (name,),
@@ -199,5 +215,6 @@ def serving_tables(curs: Cursor[DictRow], settings: Settings, name: str) -> Tabl
     row = curs.fetchone()
     if row is None:
         return None
+    refuse_other_shape(name, row["shape"], code_shape(name))
     tables = Tables(settings.read_schema, name, row["generation"])
     return tables if progress_of(curs, tables) is not None else None
