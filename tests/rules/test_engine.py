@@ -6,9 +6,10 @@ Movements happen at ``AT`` (Wednesday 2026-06-03, 12:00 in Rome) at terminal ``t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import msgspec
@@ -56,12 +57,14 @@ from loyalty.domain.promotion import (
     When,
     Where,
 )
+from loyalty.rules.allocation import allocate
 from loyalty.rules.engine import (
     ClusterInForce,
     Context,
     OriginalMovement,
     PromotionInForce,
     derive,
+    eligible_units,
 )
 from tests.builders import AT, campaign_view, in_force, line, movement, new_account
 
@@ -213,6 +216,37 @@ def test_points_per_unit_of_a_department_count_whole_units_only() -> None:
         earn(movement("m1", apples, line("SOAP", "2.00")), in_force("fresh", fresh)).points_delta
         == 8
     )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B"]),
+            st.sampled_from(["fresh", "grocery"]),
+            st.decimals(Decimal("0.001"), Decimal(1000), places=3),
+        ),
+        max_size=6,
+    ),
+    st.integers(1, 50),
+    st.sampled_from([(), ("A",)]),
+    st.sampled_from([(), ("fresh",)]),
+)
+def test_points_per_unit_give_each_named_line_its_quantity_rounded_down(
+    items: list[tuple[str, str, Decimal]],
+    points: int,
+    skus: tuple[str, ...],
+    departments: tuple[str, ...],
+) -> None:
+    lines = [line(sku, "1.00", quantity=str(qty), department=dept) for sku, dept, qty in items]
+    everything = not skus and not departments
+    expected = [
+        int(item.quantity.to_integral_value(ROUND_FLOOR)) * points
+        if everything or item.sku in skus or item.department in departments
+        else 0
+        for item in lines
+    ]
+
+    assert eligible_units(lines, skus, departments, points) == expected
 
 
 def test_a_threshold_promotion_fires_from_its_minimum_spend() -> None:
@@ -887,3 +921,117 @@ def test_only_a_prize_redemption_can_be_cancelled() -> None:
 
     with pytest.raises(InvalidMovement):
         cancellation_of(account, original)
+
+
+# Byte for byte: what a replay compares
+
+
+def recorded_program() -> tuple[PromotionInForce, ...]:
+    """A program that exercises every benefit kind, caps, a cluster and a multiplier."""
+    return (
+        in_force("base", PointsPerAmount(points=3, per=Decimal("2.50"), rounding=Rounding.HALF_UP)),
+        in_force("fresh", PointsPerUnit(points=2, departments=("fresh",)), priority=2),
+        in_force(
+            "spend",
+            FixedPoints(points=25),
+            min_spend=Decimal(20),
+            caps=Caps(per_movement_points=10),
+            receipt_message="25!",
+        ),
+        in_force("double", Multiplier(factor=Decimal("1.5")), priority=-5),
+        in_force("wine", PercentCredits(percent=Decimal("2.5"), skus=("WINE",)), priority=1),
+        in_force("cut", PercentDiscount(percent=Decimal(10), departments=("fresh",))),
+        in_force("off", FixedDiscount(amount=Decimal("3.00")), caps=Caps(per_movement_points=5)),
+        in_force(
+            "gift",
+            FixedCredits(amount=Decimal("1.50")),
+            PrizeAward(prize="mug"),
+            caps=Caps(per_customer=PeriodCap(period=Period.WEEK, points=40, uses=2)),
+        ),
+        in_force("weekday", FixedPoints(points=7), when=When(weekdays=(3,))),
+    )
+
+
+def recorded_movements() -> list[Movement]:
+    basket = (
+        line("APPLE", "5.37", quantity="2.150", department="fresh"),
+        line("WINE", "12.90"),
+        line("BREAD", "1.20", quantity="3", department="bakery"),
+        line("SALAD", "3.18", quantity="2", department="fresh"),
+    )
+    return [
+        movement("m1", *basket),
+        movement("m2", *basket[1:3], at=LATE_EVENING_UTC),
+        movement("m3", line("WINE", "0.99")),
+    ]
+
+
+RECORDED = "5221a413f7fadde2302ad4bc17bdd22ae04ef82cc25904046898780e24944b10"
+
+
+def test_derivations_are_the_bytes_the_engine_has_always_recorded() -> None:
+    """A replay compares derivations with the stored bytes: a faster engine must still give
+    these, to the bit (their SHA-256 was taken before the engine was optimised)."""
+    encoded = b"\n".join(
+        msgspec.json.encode(earn(subject, *recorded_program(), account=funded(30)))
+        for subject in recorded_movements()
+    )
+
+    assert hashlib.sha256(encoded).hexdigest() == RECORDED
+
+
+scopes = st.sampled_from([((), ()), (("A",), ()), ((), ("fresh",)), (("B",), ("fresh",))])
+split_benefits = st.one_of(
+    st.builds(FixedPoints, points=st.integers(1, 500)),
+    st.builds(
+        lambda scope, points: PointsPerAmount(points=points, skus=scope[0], departments=scope[1]),
+        scopes,
+        st.integers(1, 5),
+    ),
+    st.builds(
+        lambda scope, percent: PercentCredits(percent=percent, skus=scope[0], departments=scope[1]),
+        scopes,
+        st.sampled_from([Decimal(1), Decimal("12.5")]),
+    ),
+    st.builds(FixedDiscount, amount=st.sampled_from([Decimal("0.99"), Decimal("5.00")])),
+)
+baskets = st.lists(
+    st.builds(
+        lambda sku, department, amount: line(sku, amount, department=department),
+        st.sampled_from(["A", "B", "C"]),
+        st.sampled_from(["fresh", "grocery"]),
+        st.sampled_from(["0.50", "1.25", "3.99", "10", "7.1", "0"]),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+def reference_split(
+    transaction: Transaction, benefit: Any, lines: tuple[Line, ...]
+) -> tuple[Decimal, ...]:
+    """The benefit's amount allocated afresh over the amounts of the lines it counts."""
+    skus, departments = getattr(benefit, "skus", ()), getattr(benefit, "departments", ())
+    weights = [
+        item.amount
+        if (not skus and not departments) or item.sku in skus or item.department in departments
+        else Decimal(0)
+        for item in lines
+    ]
+    unit = Decimal(1) if transaction.kind is POINTS else Decimal("0.01")
+    return tuple(Decimal(part) * unit for part in allocate(int(transaction.amount / unit), weights))
+
+
+@given(baskets, st.lists(split_benefits, min_size=1, max_size=4))
+def test_each_benefit_splits_over_its_own_lines_as_a_fresh_allocation_would(
+    lines: list[Line], benefits: list[Any]
+) -> None:
+    """The engine weighs a movement's lines once for all its benefits: each split must still
+    be the one allocating over that benefit's lines alone gives."""
+    promotions = {f"p{i}": in_force(f"p{i}", benefit) for i, benefit in enumerate(benefits)}
+
+    derivation = earn(movement("m1", *lines), *promotions.values())
+
+    for transaction in derivation.transactions:
+        (benefit,) = promotions[str(transaction.promotion)].version.terms.benefits
+        assert transaction.allocation == reference_split(transaction, benefit, tuple(lines))

@@ -19,18 +19,27 @@ def allocate(total: int, weights: Sequence[Decimal]) -> tuple[int, ...]:
     """
     if not weights:
         return ()
-    units = whole_units(weights)
+    return allocate_units(total, whole_units(weights))
+
+
+def allocate_units(total: int, units: Sequence[int]) -> tuple[int, ...]:
+    """:func:`allocate` on weights already in whole units (see :func:`whole_units`), so
+    that a movement's lines are converted once however many benefits split over them.
+
+    The leftover units go to the largest remainders: a stable sort in reverse keeps equal
+    remainders in line order, so ties go to the earlier line.
+    """
+    if not units:
+        return ()
     unit_sum = sum(units)
     if unit_sum <= 0:
-        return (total, *([0] * (len(weights) - 1)))
-    parts, leftovers = [], []
-    for index, unit in enumerate(units):
-        part, leftover = divmod(total * unit, unit_sum)
-        parts.append(part)
-        leftovers.append((-leftover, index))
+        return (total, *([0] * (len(units) - 1)))
+    parts = [total * unit // unit_sum for unit in units]
     remainder = total - sum(parts)
     if remainder:
-        for _, index in sorted(leftovers)[:remainder]:
+        leftovers = [total * unit % unit_sum for unit in units]
+        by_leftover = sorted(range(len(units)), key=leftovers.__getitem__, reverse=True)
+        for index in by_leftover[:remainder]:
             parts[index] += 1
     return tuple(parts)
 
@@ -38,7 +47,7 @@ def allocate(total: int, weights: Sequence[Decimal]) -> tuple[int, ...]:
 def whole_units(weights: Sequence[Decimal]) -> list[int]:
     """The weights as integers in one common unit (exactly: 1.5 and 0.25 give 6 and 1)."""
     ratios = [w.as_integer_ratio() for w in weights]
-    common = lcm(*(d for _, d in ratios))
+    common = lcm(*[d for _, d in ratios])
     return [n * (common // d) for n, d in ratios]
 
 

@@ -35,6 +35,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from math import floor
+from operator import attrgetter
 from typing import Protocol
 from uuid import UUID
 
@@ -77,7 +79,7 @@ from loyalty.domain.promotion import (
     PromotionVersion,
     Rounding,
 )
-from loyalty.rules.allocation import allocate, reversed_share
+from loyalty.rules.allocation import allocate, allocate_units, reversed_share, whole_units
 from loyalty.rules.criteria import Behaviour, matches
 from loyalty.rules.schedule import is_within, local_time, period_key
 
@@ -190,8 +192,8 @@ def derive_with_promotions(movement: Movement, context: Context, local: datetime
         transactions=transactions,
         fired=tuple(walk.fired),
         clusters=tuple(walk.clusters),
-        points_delta=total_units(transactions, TransactionKind.POINTS),
-        credits_delta=total_amount(transactions, TransactionKind.CREDITS),
+        points_delta=sum(int(t.amount) for t in spent) + walk.points,
+        credits_delta=walk.credits,
         usage=tuple(walk.usage),
         budgets=tuple(walk.budgets),
         receipt_messages=tuple(walk.messages),
@@ -219,6 +221,15 @@ def points_spent(movement: Movement, balance: int) -> Transaction:
     )
 
 
+@dataclass(slots=True)
+class LineWeights:
+    """What a benefit over some of the movement's lines splits by: the eligible lines'
+    amounts (zero for the others) in whole units, and the sum of those amounts."""
+
+    units: list[int]
+    spend: Decimal
+
+
 class PromotionWalk:
     """Offers each promotion in turn and keeps what fired (steps 2 to 5 of the module doc)."""
 
@@ -226,6 +237,7 @@ class PromotionWalk:
         self.movement = movement
         self.context = context
         self.local = local
+        self.day = local.date()
         self.path = set(movement.location.path) if movement.location else set()
         self.transactions: list[Transaction] = []
         self.fired: list[VersionRef] = []
@@ -235,6 +247,12 @@ class PromotionWalk:
         self.messages: list[str] = []
         self.base_points: list[Transaction] = []
         self.discount_left = movement.amount
+        self.points = 0
+        """The points of :attr:`transactions`, counted as they are recorded (each is a whole
+        number, so adding them as ints gives what adding their amounts would)."""
+        self.credits = Decimal(0)
+        """The credits of :attr:`transactions`, added up in their order."""
+        self.weighed: dict[tuple[tuple[str, ...], tuple[str, ...]], LineWeights] = {}
 
     def offer(self, promotion: PromotionInForce) -> bool:
         """Applies ``promotion`` if it is eligible and something survives its caps."""
@@ -243,14 +261,15 @@ class PromotionWalk:
         uses_left, points_left = self.caps_left(promotion)
         if not uses_left:
             return False
-        benefits = promotion.version.terms.benefits
-        flagged = [
-            (isinstance(b, Multiplier), t) for b in benefits for t in self.benefit(b, promotion)
-        ]
-        capped = cap_points([t for _, t in flagged], points_left)
-        kept = [
-            (multiplier, t) for (multiplier, _), t in zip(flagged, capped, strict=True) if t.amount
-        ]
+        flagged: list[tuple[bool, Transaction]] = []
+        for benefit in promotion.version.terms.benefits:
+            transaction = self.benefit(benefit, promotion)
+            if transaction is not None:
+                flagged.append((isinstance(benefit, Multiplier), transaction))
+        if points_left is not None:
+            capped = cap_points([t for _, t in flagged], points_left)
+            flagged = [(multiplier, t) for (multiplier, _), t in zip(flagged, capped, strict=True)]
+        kept = [(multiplier, t) for multiplier, t in flagged if t.amount]
         if not kept:
             return False
         self.record(promotion, kept)
@@ -283,7 +302,7 @@ class PromotionWalk:
             cluster.version.terms.criteria,
             self.context.facts,
             self.context.account,
-            self.local.date(),
+            self.day,
         )
         if member and cluster.ref() not in self.clusters:
             self.clusters.append(cluster.ref())
@@ -313,54 +332,58 @@ class PromotionWalk:
     def period(self, promotion: PromotionInForce) -> str:
         cap = promotion.version.terms.caps.per_customer
         assert cap is not None
-        return period_key(cap.period, self.local.date())
+        return period_key(cap.period, self.day)
 
-    def benefit(self, benefit: Benefit, promotion: PromotionInForce) -> list[Transaction]:
-        tag = {"promotion": promotion.code, "promotion_version": promotion.version.number}
-        lines = self.movement.lines
+    def weights(self, skus: tuple[str, ...] = (), departments: tuple[str, ...] = ()) -> LineWeights:
+        """The lines as a benefit over ``skus`` and ``departments`` weighs them (none: all
+        lines), worked out once per movement however many benefits ask."""
+        key = (skus, departments)
+        found = self.weighed.get(key)
+        if found is None:
+            amounts = eligible_amounts(self.movement.lines, skus, departments)
+            found = LineWeights(units=whole_units(amounts), spend=sum(amounts, Decimal(0)))
+            self.weighed[key] = found
+        return found
+
+    def benefit(self, benefit: Benefit, promotion: PromotionInForce) -> Transaction | None:
         match benefit:
             case FixedPoints(points=points):
-                return [points_tx(points, allocate(points, amounts(lines)), tag)]
+                return points_tx(points, allocate_units(points, self.weights().units), promotion)
             case PointsPerAmount(points=points, per=per, rounding=rounding):
-                weights = eligible_amounts(lines, benefit.skus, benefit.departments)
-                spend = sum(weights, Decimal(0)) if lines else self.movement.amount
+                weights = self.weights(benefit.skus, benefit.departments)
+                spend = weights.spend if self.movement.lines else self.movement.amount
                 earned = int((spend / per * points).to_integral_value(ROUNDINGS[rounding]))
-                return [points_tx(earned, allocate(earned, weights), tag)]
-            case PointsPerUnit(points=points):
-                parts = tuple(
-                    int(line.quantity.to_integral_value(ROUND_FLOOR)) * points
-                    if is_eligible_line(line, benefit.skus, benefit.departments)
-                    else 0
-                    for line in lines
-                )
-                return [points_tx(sum(parts), parts, tag)]
+                return points_tx(earned, allocate_units(earned, weights.units), promotion)
+            case PointsPerUnit(points=points, skus=skus, departments=departments):
+                parts = eligible_units(self.movement.lines, skus, departments, points)
+                return points_tx(sum(parts), parts, promotion)
             case Multiplier(factor=factor):
-                return [self.multiplied(factor, tag)]
+                return self.multiplied(factor, promotion)
             case FixedCredits(amount=amount) if self.context.campaign.terms.credits:
-                return [money_tx(TransactionKind.CREDITS, amount, CREDITS, amounts(lines), tag)]
+                units = self.weights().units
+                return money_tx(TransactionKind.CREDITS, amount, CREDITS, units, promotion)
             case PercentCredits(percent=percent) if self.context.campaign.terms.credits:
-                weights = eligible_amounts(lines, benefit.skus, benefit.departments)
-                amount = percent_of(sum(weights, Decimal(0)), percent)
-                return [money_tx(TransactionKind.CREDITS, amount, CREDITS, weights, tag)]
+                weights = self.weights(benefit.skus, benefit.departments)
+                amount = percent_of(weights.spend, percent)
+                return money_tx(TransactionKind.CREDITS, amount, CREDITS, weights.units, promotion)
             case PercentDiscount(percent=percent):
-                weights = eligible_amounts(lines, benefit.skus, benefit.departments)
-                amount = self.discount(percent_of(sum(weights, Decimal(0)), percent))
-                currency = self.movement.currency
-                return [money_tx(TransactionKind.DISCOUNT, amount, currency, weights, tag)]
+                weights = self.weights(benefit.skus, benefit.departments)
+                amount = self.discount(percent_of(weights.spend, percent))
+                units, currency = weights.units, self.movement.currency
+                return money_tx(TransactionKind.DISCOUNT, amount, currency, units, promotion)
             case FixedDiscount(amount=amount):
                 amount = self.discount(amount)
-                currency = self.movement.currency
-                return [money_tx(TransactionKind.DISCOUNT, amount, currency, amounts(lines), tag)]
+                currency, units = self.movement.currency, self.weights().units
+                return money_tx(TransactionKind.DISCOUNT, amount, currency, units, promotion)
             case PrizeAward(prize=prize, quantity=quantity):
-                return [
-                    Transaction(
-                        kind=TransactionKind.PRIZE,
-                        amount=Decimal(quantity),
-                        currency=prize,
-                        **tag,  # type: ignore[arg-type]
-                    )
-                ]
-        return []
+                return Transaction(
+                    kind=TransactionKind.PRIZE,
+                    amount=Decimal(quantity),
+                    currency=prize,
+                    promotion=promotion.code,
+                    promotion_version=promotion.version.number,
+                )
+        return None
 
     def discount(self, wanted: Decimal) -> Decimal:
         """``wanted`` cut to what earlier discounts left of the movement amount."""
@@ -368,24 +391,28 @@ class PromotionWalk:
         self.discount_left -= granted
         return granted
 
-    def multiplied(self, factor: Decimal, tag: Mapping[str, object]) -> Transaction:
+    def multiplied(self, factor: Decimal, promotion: PromotionInForce) -> Transaction:
         base = sum(int(t.amount) for t in self.base_points)
         extra = int((base * (factor - 1)).to_integral_value(ROUND_FLOOR))
         per_line = [
             sum((t.allocation[i] for t in self.base_points if t.allocation), Decimal(0))
             for i in range(len(self.movement.lines))
         ]
-        return points_tx(extra, allocate(extra, per_line), tag)
+        return points_tx(extra, allocate(extra, per_line), promotion)
 
     def record(self, promotion: PromotionInForce, kept: list[tuple[bool, Transaction]]) -> None:
         terms = promotion.version.terms
-        transactions = [t for _, t in kept]
-        self.transactions.extend(transactions)
+        points = 0
+        for multiplier, transaction in kept:
+            self.transactions.append(transaction)
+            if transaction.kind is TransactionKind.POINTS:
+                points += int(transaction.amount)
+                if not multiplier:
+                    self.base_points.append(transaction)
+            elif transaction.kind is TransactionKind.CREDITS:
+                self.credits += transaction.amount
+        self.points += points
         self.fired.append(promotion.ref())
-        self.base_points.extend(
-            t for multiplier, t in kept if t.kind is TransactionKind.POINTS and not multiplier
-        )
-        points = total_units(transactions, TransactionKind.POINTS)
         if terms.caps.per_customer is not None:
             self.usage.append(
                 UsageDelta(
@@ -400,13 +427,15 @@ class PromotionWalk:
             self.messages.append(terms.receipt_message)
 
 
-def points_tx(points: int, allocation: Sequence[int], tag: Mapping[str, object]) -> Transaction:
+def points_tx(points: int, allocation: Sequence[int], promotion: PromotionInForce) -> Transaction:
+    """The ``points`` ``promotion`` earns, split over the lines as ``allocation`` says."""
     return Transaction(
         kind=TransactionKind.POINTS,
         amount=Decimal(points),
         currency=POINTS,
-        allocation=tuple(Decimal(part) for part in allocation),
-        **tag,  # type: ignore[arg-type]
+        allocation=tuple(map(Decimal, allocation)),
+        promotion=promotion.code,
+        promotion_version=promotion.version.number,
     )
 
 
@@ -414,35 +443,45 @@ def money_tx(
     kind: TransactionKind,
     amount: Decimal,
     currency: str,
-    weights: Sequence[Decimal],
-    tag: Mapping[str, object],
+    units: Sequence[int],
+    promotion: PromotionInForce,
 ) -> Transaction:
+    """The ``amount`` ``promotion`` gives, split to the cent over the lines by their weights
+    in whole ``units`` (see :meth:`PromotionWalk.weights`)."""
     cents = int(amount / CENT)
     return Transaction(
         kind=kind,
         amount=amount,
         currency=currency,
-        allocation=tuple(Decimal(part) * CENT for part in allocate(cents, weights)),
-        **tag,  # type: ignore[arg-type]
+        allocation=tuple([Decimal(part) * CENT for part in allocate_units(cents, units)]),
+        promotion=promotion.code,
+        promotion_version=promotion.version.number,
     )
 
 
-def amounts(lines: Sequence[Line]) -> list[Decimal]:
-    return [line.amount for line in lines]
-
-
-def is_eligible_line(line: Line, skus: Sequence[str], departments: Sequence[str]) -> bool:
-    """With neither ``skus`` nor ``departments``, every line is eligible."""
+def eligible_units(
+    lines: Sequence[Line], skus: Sequence[str], departments: Sequence[str], points: int
+) -> list[int]:
+    """``points`` for every whole unit of each line of ``skus`` or ``departments`` (with
+    neither, of every line); 0 for the other lines."""
     if not skus and not departments:
-        return True
-    return line.sku in skus or line.department in departments
+        return [floor(line.quantity) * points for line in lines]
+    return [
+        floor(line.quantity) * points if line.sku in skus or line.department in departments else 0
+        for line in lines
+    ]
 
 
 def eligible_amounts(
     lines: Sequence[Line], skus: Sequence[str], departments: Sequence[str]
 ) -> list[Decimal]:
+    """The amounts of the lines of ``skus`` or ``departments`` (with neither, of every
+    line); 0 for the other lines."""
+    if not skus and not departments:
+        return [line.amount for line in lines]
     return [
-        line.amount if is_eligible_line(line, skus, departments) else Decimal(0) for line in lines
+        line.amount if line.sku in skus or line.department in departments else Decimal(0)
+        for line in lines
     ]
 
 
@@ -450,10 +489,10 @@ def percent_of(amount: Decimal, percent: Decimal) -> Decimal:
     return (amount * percent / 100).quantize(CENT, ROUND_HALF_UP)
 
 
-def cap_points(transactions: list[Transaction], limit: int | None) -> list[Transaction]:
+def cap_points(transactions: list[Transaction], limit: int) -> list[Transaction]:
     """Cuts the points transactions, last first, so that together they stay within ``limit``."""
     total = total_units(transactions, TransactionKind.POINTS)
-    if limit is None or total <= limit:
+    if total <= limit:
         return transactions
     excess = total - limit
     capped = list(transactions)
@@ -665,6 +704,8 @@ class DigestInput(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
 
 
 _digest_encoder = msgspec.json.Encoder(order="deterministic")
+by_code = attrgetter("code")
+"""Orders the promotions and clusters of the digest (a stable sort: as their references)."""
 
 
 def input_digest(movement: Movement, context: Context) -> str:
@@ -673,14 +714,14 @@ def input_digest(movement: Movement, context: Context) -> str:
     facts = DigestInput(
         movement=movement,
         campaign=context.campaign.id,
-        promotions=tuple(sorted((p.ref() for p in context.promotions), key=lambda r: r.code)),
-        clusters=tuple(sorted((c.ref() for c in context.clusters.values()), key=lambda r: r.code)),
+        promotions=tuple([p.ref() for p in sorted(context.promotions, key=by_code)]),
+        clusters=tuple([c.ref() for c in sorted(context.clusters.values(), key=by_code)]),
         account=context.account.id,
         account_version=context.account.version,
         points=context.account.points,
         credits=context.account.credits,
         facts=context.facts,
-        budgets=tuple(sorted((k, *v) for k, v in context.budgets.items())),
+        budgets=tuple(sorted([(k, *v) for k, v in context.budgets.items()])),
         original=(original.account_version, original.returned_before) if original else None,
     )
     return hashlib.sha256(_digest_encoder.encode(facts)).hexdigest()
