@@ -90,7 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(READ_MODELS),
         help="read models to rebuild in (g), comma-separated (default all)",
     )
-    parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    parser.add_argument(
+        "--keep-db",
+        action="store_true",
+        help="do not drop the database, nor its chain folder (for --reuse ... --chain)",
+    )
+    parser.add_argument(
+        "--load-only", action="store_true", help="generate and load, then stop (with --keep-db)"
+    )
     parser.add_argument(
         "--reuse",
         metavar="DATABASE",
@@ -550,10 +557,15 @@ def main(argv: list[str] | None = None) -> int:
                 machine = describe_machine(settings.conninfo())
                 results["f_load"] = load(settings, manifest, workdir / "chain", args.ingesters)
                 scenarios.log(f"(f) {results['f_load']}")
-                measure(settings, manifest, workdir / "chain", args, workdir, results)
-        results["j_lag"] = lag_under_pos_load(base, args.pos_seconds, workdir)
+                if not args.load_only:
+                    measure(settings, manifest, workdir / "chain", args, workdir, results)
+        if not args.load_only:
+            results["j_lag"] = lag_under_pos_load(base, args.pos_seconds, workdir)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep_db and not args.reuse:
+            scenarios.log(f"kept the chain folder {workdir / 'chain'} (--keep-db)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     report = {
         "benchmark": "loyalty-ledger read side",
         "command": " ".join(["scripts/bench --read", *(argv or sys.argv[1:])]),

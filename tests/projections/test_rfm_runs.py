@@ -94,6 +94,23 @@ def test_a_run_scores_recency_frequency_and_net_spend_as_of_its_day(
     assert sum(sizes.values()) == 3
 
 
+def test_a_run_as_of_a_past_day_ignores_the_facts_after_it(
+    chain: Services, clock: Clock, settings: Settings
+) -> None:
+    spending(chain, clock)
+    parameters = RfmParameters(as_of=date(2026, 6, 9), thresholds=FIXED)
+
+    with caught_up(settings, [Revenue]):
+        run = compute_run(chain.ledger, settings, parameters, by="operator:mia")
+    scored = {row["customer_id"]: row for row in run_scores(settings, run.run_id)}
+
+    c1, c2 = (ids.customer_id_for_card(card) for card in ("C1", "C2"))
+    assert {c: (s["recency_days"], s["frequency"], s["monetary"]) for c, s in scored.items()} == {
+        c1: (3, 2, Decimal("45.00")),
+        c2: (7, 1, Decimal("15.00")),
+    }
+
+
 def test_the_same_facts_and_parameters_give_the_stored_run_and_one_ledger_record(
     chain: Services, clock: Clock, settings: Settings
 ) -> None:

@@ -173,7 +173,7 @@ def figures_by_period(
     """Figures per (period, group...) between ``first`` and ``last``; with ``moved`` the
     days are first moved forward by it (a timedelta, or ``"year"``) so that a comparison
     interval lands on the periods of the current one."""
-    source = source_of(query)
+    source = source_of(query, whole_months(first, last) and not isinstance(moved, timedelta))
     day: SQL | Composed = SQL("f.day")
     if isinstance(moved, timedelta):
         day = SQL("(f.day + {})").format(SQL(str(moved.days)))
@@ -210,6 +210,11 @@ def figures_by_period(
     return found
 
 
+def whole_months(first: date, last: date) -> bool:
+    """Whether ``first..last`` runs from the first day of a month to the last of one."""
+    return first.day == 1 and (last + timedelta(days=1)).day == 1
+
+
 class Source(NamedTuple):
     """A table of the revenue read model, the dimensions it can group by, its measures."""
 
@@ -219,6 +224,9 @@ class Source(NamedTuple):
     customers: str | None
     """How it counts distinct customers (``None``: it cannot)."""
     of_lines: bool
+    monthly: bool = False
+    """Whether its rows are months: it answers months and longer periods over whole months
+    only."""
 
     def measures(self, customers: bool) -> SQL:
         counted = self.customers if customers and self.customers else "NULL::bigint"
@@ -236,20 +244,26 @@ LINE_SUMS = (
     f" FILTER (WHERE f.amount > 0) AS receipts, sum(f.quantity) AS items, {NO_POINTS}"
 )
 DISTINCT_CUSTOMERS = "count(DISTINCT f.customer_id)"
+MONTHLY = frozenset({Grain.MONTH, Grain.QUARTER, Grain.YEAR, Grain.TOTAL})
+STORES_AND_NODES = frozenset({Dimension.NODE, Dimension.STORE})
 SOURCES = (
-    Source("store_days", frozenset({Dimension.NODE, Dimension.STORE}), SALE_SUMS, None, False),
+    Source("store_months", STORES_AND_NODES, SALE_SUMS, None, False, monthly=True),
+    Source("store_days", STORES_AND_NODES, SALE_SUMS, None, False),
     Source("sales", EVERY - LINE_DIMENSIONS, SALE_SUMS, DISTINCT_CUSTOMERS, False),
     Source("lines", EVERY, LINE_SUMS, DISTINCT_CUSTOMERS, True),
 )
 """The rollups first: a query reads the first table that answers it."""
 
 
-def source_of(query: RevenueQuery) -> Source:
-    """The smallest table that answers ``query``: the daily rollup per store unless it
-    groups finer or counts distinct customers; lines when it groups by department or SKU."""
+def source_of(query: RevenueQuery, over_whole_months: bool = False) -> Source:
+    """The smallest table that answers ``query``: a rollup per store (monthly when the grain
+    and an interval ``over_whole_months`` allow, else daily) unless it groups finer or
+    counts distinct customers; lines when it groups by department or SKU."""
     lines = bool(LINE_DIMENSIONS & set(query.by))
     for source in SOURCES:
         if not set(query.by) <= source.dimensions:
+            continue
+        if source.monthly and not (over_whole_months and query.grain in MONTHLY):
             continue
         if query.customers and source.customers is None:
             continue

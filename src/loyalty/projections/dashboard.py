@@ -9,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from psycopg.sql import SQL, Identifier
+
 from loyalty.adapters.documents import Body, DocumentChange
 from loyalty.domain.account import Account
 from loyalty.domain.movement import MovementType
@@ -16,6 +18,7 @@ from loyalty.projections import feed
 from loyalty.projections.documents import DocumentModel
 from loyalty.projections.feed import Fact, topic_of
 from loyalty.rules.schedule import local_time
+from loyalty.settings import Settings
 
 STORE_MONTHS = "store_months"
 FIGURES = ("revenue", "receipts", "points_issued", "points_redeemed")
@@ -30,9 +33,61 @@ def key_of(store: str, month: str) -> str:
     return f"{store}|{month}"
 
 
+STORE_MONTHS_OF_THE_LOG = """
+SELECT store, month, sum(sign * amount) AS revenue, count(*) FILTER (WHERE sign = 1) AS receipts,
+       sum(p.issued)::bigint AS issued, sum(p.redeemed)::bigint AS redeemed, count(*) AS events
+FROM (
+    SELECT m->'location'->'path'->>-2 AS store,
+           to_char((m->>'occurred_at')::timestamptz AT TIME ZONE (m->'location'->>'timezone'),
+                   'YYYY-MM') AS month,
+           CASE m->>'type' WHEN 'purchase' THEN 1 WHEN 'return' THEN -1 ELSE 0 END AS sign,
+           (m->>'amount')::numeric AS amount, transactions
+    FROM (
+        SELECT j->'movement' AS m, j->'derivation'->'transactions' AS transactions
+        FROM (SELECT convert_from(state, 'UTF8')::jsonb AS j FROM {events}
+              WHERE notification_id <= %s AND topic = %s) stored
+    ) recorded
+    WHERE jsonb_typeof(m->'location') = 'object'
+) movements
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(t.points) FILTER (WHERE t.points > 0), 0) AS issued,
+           coalesce(-sum(t.points) FILTER (WHERE t.points < 0), 0) AS redeemed
+    FROM (SELECT (x->>'amount')::bigint AS points FROM jsonb_array_elements(transactions) x
+          WHERE x->>'kind' = 'points') t
+) p
+GROUP BY store, month
+"""
+"""Every store's months of the log up to a position, summed by PostgreSQL where the
+movements are stored (in parallel over the table when it sees fit)."""
+
+
 class Dashboard(DocumentModel):
     name = "dashboard"
     topics = (topic_of(Account.MovementRecorded),)
+
+    def bulk_changes(self, settings: Settings, head: int) -> tuple[list[DocumentChange], int]:
+        """Every store's month document of the log up to ``head``, summed in the database."""
+        events = Identifier(settings.pg_schema, "ledger_events")
+        with self.registry.datastore.transaction() as curs:
+            curs.execute(
+                SQL(STORE_MONTHS_OF_THE_LOG).format(events=events),
+                (head, topic_of(Account.MovementRecorded)),
+            )
+            rows = curs.fetchall()
+        changes = [
+            DocumentChange(
+                collection=STORE_MONTHS,
+                key=key_of(row["store"], row["month"]),
+                body=added(
+                    None,
+                    row["store"],
+                    row["month"],
+                    [row["revenue"], row["receipts"], row["issued"], row["redeemed"]],
+                ),
+            )
+            for row in rows
+        ]
+        return changes, sum(row["events"] for row in rows)
 
     def changes(self, facts: Sequence[Fact]) -> list[DocumentChange]:
         deltas: dict[tuple[str, str], list[Any]] = {}

@@ -11,6 +11,7 @@ dropped.
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,8 +22,8 @@ from eventsourcing.persistence import ProgrammingError, Tracking
 from eventsourcing.postgres import PostgresDatastore
 
 from loyalty.adapters.documents import DocumentChange, DocumentView, document_view
-from loyalty.projections.feed import Fact
-from loyalty.projections.runner import Progress, ReadModel, Registry
+from loyalty.projections.feed import Fact, LedgerFeed
+from loyalty.projections.runner import Progress, ReadModel, Registry, event_time
 from loyalty.settings import Settings
 
 PROGRESS = ("progress", "read_model")
@@ -87,6 +88,35 @@ class DocumentModel(ReadModel):
             [*self.changes(facts), DocumentChange(collection=collection, key=key, body=body)],
             last,
         )
+
+    def bulk_changes(
+        self, settings: Settings, head: int
+    ) -> tuple[list[DocumentChange], int] | None:
+        """Every document of the log up to ``head`` and the events they sum, computed at
+        once (``None``: this read model has no such path)."""
+        return None
+
+    def fill(self, settings: Settings, head: int) -> int:
+        started = time.monotonic()
+        bulk = self.bulk_changes(settings, head)
+        if bulk is None:
+            return 0
+        changes, events = bulk
+        seconds = time.monotonic() - started
+        progress = Progress(
+            position=head,
+            newest_event_at=event_time(self.registry.datastore, settings, head),
+            applied_at=datetime.now(UTC),
+            events=events,
+            rate=events / seconds if seconds > 0 else 0.0,
+        )
+        collection, key = PROGRESS
+        body = msgspec.to_builtins(progress)
+        self.view.write(
+            [*changes, DocumentChange(collection=collection, key=key, body=body)],
+            Tracking(LedgerFeed.name, head),
+        )
+        return events
 
     def progress(self) -> Progress | None:
         try:

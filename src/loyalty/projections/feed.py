@@ -18,7 +18,7 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.application import Application
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import Mapper, Notification, StoredEvent
 
 from loyalty.commands.ledger import ledger_env
 from loyalty.domain.account import Account
@@ -238,6 +238,28 @@ class RawMovementsMapper(FactMapper):
         )
 
 
+class StoredFact(typing.NamedTuple):
+    """Any stored event, untouched, with its place in the log: what is published out."""
+
+    position: int
+    topic: str
+    state: bytes
+    timestamp: datetime
+
+
+class StoredEventsMapper(FactMapper):
+    """Hands every event over as stored (only its time read), whatever its topic."""
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        assert isinstance(stored_event, Notification), "events come from the log"
+        state = stored_event.state
+        return Fact(
+            UUID(str(stored_event.originator_id)),
+            stored_event.originator_version,
+            StoredFact(stored_event.id, stored_event.topic, state, _stamps.decode(state).timestamp),
+        )
+
+
 class LedgerFeed(Application[UUID]):
     """The ledger's event log, read with :class:`FactMapper`.
 
@@ -248,8 +270,8 @@ class LedgerFeed(Application[UUID]):
     name = "Ledger"
 
 
-def feed_env(settings: Settings, raw_movements: bool = False) -> dict[str, str]:
-    mapper = RawMovementsMapper if raw_movements else FactMapper
+def feed_env(settings: Settings, mapper: type[FactMapper] = FactMapper) -> dict[str, str]:
+    """The environment of a :class:`LedgerFeed` whose events ``mapper`` reads."""
     return {
         **ledger_env(settings),
         "MAPPER_TOPIC": f"{mapper.__module__}:{mapper.__qualname__}",

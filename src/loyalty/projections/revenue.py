@@ -10,8 +10,11 @@ event that recorded it, extracted from the stored movements by PostgreSQL itself
 - ``lines``: local day, store, customer, SKU, department, quantity and amount (negative
   for a return);
 
-and a daily rollup that queries by node or store read instead: ``store_days`` (revenue,
-receipts, items, points per store and local day).
+and rollups that queries by node or store read instead: ``store_days`` (revenue,
+receipts, items, points per store and local day) and ``store_months`` (the same per store and
+month, keyed by the month's first day); and one row per customer who bought or returned,
+``customers`` (last purchase day, purchases, net spend), which an RFM run as of today
+reads instead of the facts.
 
 Queries group them by any interval and dimension (:mod:`loyalty.projections.analytics`);
 the network tree's levels roll stores up at query time, from the tree as it stands.
@@ -19,16 +22,22 @@ the network tree's levels roll stores up at query time, from the tree as it stan
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
+from eventsourcing.persistence import Tracking
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Composed, Identifier
 
 from loyalty.domain.account import Account
 from loyalty.projections import feed
-from loyalty.projections.feed import Fact, topic_of
-from loyalty.projections.tables import TableModel
+from loyalty.projections.feed import Fact, LedgerFeed, RawMovementsMapper, topic_of
+from loyalty.projections.runner import event_time
+from loyalty.projections.tables import TableModel, record_position
+from loyalty.settings import Settings
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS {sales} ("
@@ -46,7 +55,16 @@ TABLES = (
     " day date NOT NULL, store text NOT NULL, revenue numeric NOT NULL,"
     " receipts bigint NOT NULL, items numeric NOT NULL, points_issued bigint NOT NULL,"
     " points_redeemed bigint NOT NULL, PRIMARY KEY (day, store))",
+    "CREATE TABLE IF NOT EXISTS {store_months} ("
+    " day date NOT NULL, store text NOT NULL, revenue numeric NOT NULL,"
+    " receipts bigint NOT NULL, items numeric NOT NULL, points_issued bigint NOT NULL,"
+    " points_redeemed bigint NOT NULL, PRIMARY KEY (day, store))",
+    "CREATE TABLE IF NOT EXISTS {customers} ("
+    " customer_id uuid PRIMARY KEY, last_purchase_on date, purchases bigint NOT NULL,"
+    " spend numeric NOT NULL)",
 )
+FILL_RANGE = 250_000
+"""Notification ids per range of a bulk fill."""
 INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS {sales_key_index} ON {sales} (account_id, version)",
     "CREATE INDEX IF NOT EXISTS {sales_day_index} ON {sales} (day, store)",
@@ -55,11 +73,22 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS {lines_day_index} ON {lines} (day, store)",
 )
 
-MOVEMENTS = """
-WITH batch AS MATERIALIZED (
+BATCH = """
     SELECT e.account_id, e.version, convert_from(e.state, 'UTF8')::jsonb AS j
     FROM unnest(%b::uuid[], %b::bigint[], %b::bytea[]) AS e(account_id, version, state)
-), movements AS (
+"""
+"""The movements of a batch the runner read, sent back as stored."""
+
+LOG_RANGE = """
+    SELECT e.originator_id AS account_id, e.originator_version AS version,
+           convert_from(e.state, 'UTF8')::jsonb AS j
+    FROM {events} e
+    WHERE e.notification_id > %s AND e.notification_id <= %s AND e.topic = %s
+"""
+"""The movements of a range of the log, read by PostgreSQL where they are stored."""
+
+MOVEMENTS = """
+WITH batch AS MATERIALIZED ({batch}), movements AS (
     SELECT b.account_id, b.version, o.customer_id, m.movement, m.type,
            (m.movement->>'occurred_at')::timestamptz
                AT TIME ZONE (m.movement->'location'->>'timezone') AS local_at,
@@ -86,7 +115,8 @@ WITH batch AS MATERIALIZED (
         FROM (SELECT (x->>'amount')::bigint AS points FROM jsonb_array_elements(m.transactions) x
               WHERE x->>'kind' = 'points') t
     ) p
-    RETURNING day, store, revenue, receipts, items, points_issued, points_redeemed
+    RETURNING customer_id, type, day, store, revenue, receipts, items, points_issued,
+              points_redeemed
 ), lines AS (
     INSERT INTO {lines} (account_id, version, line, customer_id, store, day, sku, department,
                          quantity, amount)
@@ -97,30 +127,66 @@ WITH batch AS MATERIALIZED (
     FROM movements m
     CROSS JOIN LATERAL jsonb_array_elements(m.movement->'lines') WITH ORDINALITY AS l(line, n)
     WHERE m.sign <> 0
-), store_days AS (
-    INSERT INTO {store_days} AS t
-    SELECT day, store, sum(revenue), sum(receipts), sum(items), sum(points_issued),
+){rollups}
+SELECT count(*) FROM sales
+"""
+"""Movements, from their stored JSON to the facts (and the rollups, if given), in one
+statement: PostgreSQL parses and sums on its own core while the next batch is read."""
+
+ROLLUPS = """,
+store_days AS ({store_days}), store_months AS ({store_months}), customers AS ({customers})
+"""
+"""What the ``sales`` just inserted add to the rollups."""
+
+ROLLUP = """
+    INSERT INTO {rollup} AS t
+    SELECT {period}, store, sum(revenue), sum(receipts), sum(items), sum(points_issued),
            sum(points_redeemed)
-    FROM sales GROUP BY day, store
+    FROM sales GROUP BY 1, store
     ON CONFLICT (day, store) DO UPDATE SET revenue = t.revenue + EXCLUDED.revenue,
         receipts = t.receipts + EXCLUDED.receipts, items = t.items + EXCLUDED.items,
         points_issued = t.points_issued + EXCLUDED.points_issued,
         points_redeemed = t.points_redeemed + EXCLUDED.points_redeemed
-)
-SELECT count(*) FROM sales
 """
-"""One batch of movements, from their stored JSON to the facts and the rollups, in one
-statement: PostgreSQL parses and sums on its own core while the next batch is read."""
+PERIOD_STARTS = {"store_days": "day", "store_months": "date_trunc('month', day)::date"}
+
+CUSTOMERS = """
+    INSERT INTO {customers} AS t
+    SELECT customer_id, max(day) FILTER (WHERE type = 'purchase'),
+           count(*) FILTER (WHERE type = 'purchase'), sum(revenue)
+    FROM sales WHERE type IN ('purchase', 'return') GROUP BY customer_id
+    ON CONFLICT (customer_id) DO UPDATE SET
+        last_purchase_on = greatest(t.last_purchase_on, EXCLUDED.last_purchase_on),
+        purchases = t.purchases + EXCLUDED.purchases, spend = t.spend + EXCLUDED.spend
+"""
+
+ROLLED_UP_FACTS = """
+WITH sales AS NOT MATERIALIZED (
+    SELECT customer_id, type, day, store, revenue, receipts, items, points_issued,
+           points_redeemed
+    FROM {sales}
+){rollups}
+SELECT 1
+"""
+"""The rollups of every fact at once, after a bulk fill."""
+
+OWNERS = """
+INSERT INTO {owners}
+SELECT e.originator_id, (convert_from(e.state, 'UTF8')::jsonb->>'customer_id')::uuid
+FROM {events} e WHERE e.notification_id <= %s AND e.topic = %s
+"""
 
 
 class Revenue(TableModel):
     name = "revenue"
+    shape = 2
+    """2: the monthly rollup per store and the per-customer rollup."""
     topics = (topic_of(Account.Opened), topic_of(Account.MovementRecorded))
 
     TABLES = TABLES
     INDEXES = INDEXES
 
-    raw_movements = True
+    mapper = RawMovementsMapper
 
     def apply(self, curs: Cursor[DictRow], facts: Sequence[Fact]) -> None:
         owners = {
@@ -139,13 +205,68 @@ class Revenue(TableModel):
         recorded = [f for f in facts if isinstance(f.body, feed.RawMovementRecorded)]
         if recorded:
             curs.execute(
-                SQL(MOVEMENTS).format(
-                    **{t: self.tables(t) for t in ("owners", "sales", "lines")},
-                    store_days=self.tables("store_days"),
-                ),
+                self.movements(SQL(BATCH), self.rollups()),
                 (
                     [f.originator_id for f in recorded],
                     [f.originator_version for f in recorded],
                     [f.body.state for f in recorded],
                 ),
             )
+
+    def movements(self, batch: SQL | Composed, rollups: SQL | Composed) -> Composed:
+        """:data:`MOVEMENTS` over ``batch`` (:data:`BATCH` or :data:`LOG_RANGE`)."""
+        return SQL(MOVEMENTS).format(
+            batch=batch,
+            owners=self.tables("owners"),
+            sales=self.tables("sales"),
+            lines=self.tables("lines"),
+            rollups=rollups,
+        )
+
+    def rollups(self) -> Composed:
+        """:data:`ROLLUPS` of this generation."""
+        return SQL(ROLLUPS).format(
+            store_days=self.rollup("store_days"),
+            store_months=self.rollup("store_months"),
+            customers=SQL(CUSTOMERS).format(customers=self.tables("customers")),
+        )
+
+    def rollup(self, table: str) -> Composed:
+        """The statement adding ``sales`` to a rollup per store and period."""
+        return SQL(ROLLUP).format(rollup=self.tables(table), period=SQL(PERIOD_STARTS[table]))
+
+    def fill(self, settings: Settings, head: int) -> int:
+        """Fills this fresh generation with the log up to ``head`` in bulk: PostgreSQL reads
+        the stored movements where they lie, range by range, one range per core at a time,
+        then rolls every fact up at once and records ``head`` as the position reached. A
+        crash halfway leaves a generation without a position, which a rebuild discards."""
+        events = Identifier(settings.pg_schema, "ledger_events")
+        started = time.monotonic()
+        with self.view.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(OWNERS).format(owners=self.tables("owners"), events=events),
+                (head, topic_of(Account.Opened)),
+            )
+        ranges = [(start, min(start + FILL_RANGE, head)) for start in range(0, head, FILL_RANGE)]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            filled = sum(pool.map(lambda r: self.fill_range(settings, events, *r), ranges))
+        newest = event_time(self.view.datastore, settings, head)
+        with self.view.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(ROLLED_UP_FACTS).format(sales=self.tables("sales"), rollups=self.rollups())
+            )
+            seconds = time.monotonic() - started
+            record_position(curs, self.tables, head, newest, filled, seconds)
+            self.view._insert_tracking(curs, Tracking(LedgerFeed.name, head))
+        return filled
+
+    def fill_range(self, settings: Settings, events: Identifier, after: int, through: int) -> int:
+        """The facts of the movements stored after ``after`` through ``through``."""
+        with self.view.datastore.transaction(commit=True) as curs:
+            curs.execute("SET LOCAL synchronous_commit = off")
+            curs.execute(
+                self.movements(SQL(LOG_RANGE).format(events=events), SQL("")),
+                (after, through, topic_of(Account.MovementRecorded)),
+            )
+            row = curs.fetchone()
+            return int(row["count"]) if row else 0

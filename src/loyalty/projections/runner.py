@@ -45,7 +45,7 @@ from eventsourcing.projection import BaseProjectionRunner, Projection
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from loyalty.projections.feed import Fact, LedgerFeed, feed_env
+from loyalty.projections.feed import Fact, FactMapper, LedgerFeed, feed_env
 from loyalty.projections.shapes import Reshaped, Reshaping, refuse_other_shape
 from loyalty.settings import Settings
 
@@ -77,8 +77,10 @@ class ReadModel(Projection[Any]):
 
     name: str
     topics: tuple[str, ...] = ()
-    raw_movements: bool = False
-    """Whether movements come as stored (:class:`~loyalty.projections.feed.RawMovementRecorded`)."""
+    """The topics it follows (none: every event)."""
+    mapper: type[FactMapper] = FactMapper
+    """How it reads stored events: decoded, movements as stored
+    (:class:`~loyalty.projections.feed.RawMovementsMapper`), or all as stored."""
     shape: int = 1
     """The version of what a generation stores: bump it whenever that changes (a table, a
     column, a document's fields, or what any of them holds), so that a generation built by
@@ -108,6 +110,12 @@ class ReadModel(Projection[Any]):
 
     def create_indexes(self) -> None:
         """Builds the secondary indexes a generation created without them needs to serve."""
+
+    def fill(self, settings: Settings, head: int) -> int:
+        """Fills this fresh generation with the log up to ``head`` at once, faster than the
+        runner would event by event, recording ``head`` as its position; returns the events
+        applied (0: this read model has no such path, the runner applies every event)."""
+        return 0
 
     @abstractmethod
     def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:
@@ -364,7 +372,7 @@ def start(
         application_class=LedgerFeed,
         tracking_recorder=model.view,
         topics=model.topics,
-        env=feed_env(settings, model_class.raw_movements),
+        env=feed_env(settings, model_class.mapper),
     )
     runner.__enter__()
 
@@ -465,6 +473,7 @@ def rebuild(
     old = registry.serving(model_class).generation
     new = registry.start_building(model_class)
     discard(settings, model_class, new, datastore)
+    fill(settings, model_class, new, datastore)
     runner = start(settings, model_class, new, datastore, indexed=False)
     indexed = False
     pause = stop or threading.Event()
@@ -491,13 +500,43 @@ def rebuild(
     return new
 
 
+def fill(
+    settings: Settings, model_class: ReadModelClass, generation: int, datastore: PostgresDatastore
+) -> None:
+    """Fills a fresh generation up to the log's head at once, if its read model can."""
+    model = model_class.open(settings, generation, datastore)
+    try:
+        model.create(indexed=False)
+        head = log_head(datastore, settings, model_class.topics)
+        if head:
+            model.fill(settings, head)
+    finally:
+        model.close()
+
+
+def event_time(datastore: PostgresDatastore, settings: Settings, position: int) -> datetime:
+    """When the event stored at ``position`` was recorded."""
+    with datastore.transaction() as curs:
+        curs.execute(
+            SQL(
+                "SELECT (convert_from(state, 'UTF8')::jsonb->>'timestamp')::timestamptz AS at"
+                " FROM {} WHERE notification_id = %s"
+            ).format(Identifier(settings.pg_schema, "ledger_events")),
+            (position,),
+        )
+        row = curs.fetchone()
+    assert row is not None, f"no event is stored at {position}"
+    at: datetime = row["at"]
+    return at
+
+
 def log_head(
     datastore: PostgresDatastore, settings: Settings, topics: Sequence[str] | None = None
 ) -> int:
-    """The notification id of the newest stored event (of ``topics``, if given)."""
+    """The notification id of the newest stored event (of ``topics``, if any given)."""
     events = Identifier(settings.pg_schema, "ledger_events")
     with datastore.transaction() as curs:
-        if topics is None:
+        if not topics:
             curs.execute(SQL("SELECT max(notification_id) AS head FROM {}").format(events))
         else:
             curs.execute(
