@@ -16,6 +16,7 @@ from loyalty.adapters.migrations import apply_migrations
 from loyalty.bootstrap import Services, build_services
 from loyalty.settings import Settings
 from tests.builders import Clock
+from tests.streams import delete_streams
 
 
 @pytest.fixture(scope="session")
@@ -30,12 +31,18 @@ def database() -> Iterator[Settings]:
     )
     with psycopg.connect(base.admin_conninfo("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    delete_streams(base.nats_url, STREAMS)
+
+
+STREAMS: set[str] = set()
+"""The event streams of the deployments the tests set up (deleted once they have run)."""
 
 
 @pytest.fixture
 def settings(database: Settings) -> Settings:
     chosen = msgspec.structs.replace(database, pg_schema=f"t_{secrets.token_hex(6)}")
     apply_migrations(chosen)
+    STREAMS.add(chosen.events_stream)
     return chosen
 
 

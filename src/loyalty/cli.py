@@ -223,15 +223,16 @@ def migrate(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def read_model(name: str) -> type[ReadModel]:
-    from loyalty.projections.models import READ_MODELS
+def read_model(name: str, settings: Settings) -> type[ReadModel]:
+    from loyalty.projections.models import followers
 
-    if name not in READ_MODELS:
-        known = ", ".join(sorted(READ_MODELS))
+    found = followers(settings)
+    if name not in found:
+        known = ", ".join(sorted(found))
         raise UnknownProjection(
             f"no read model is called {name} (there are: {known})", projection=name
         )
-    return READ_MODELS[name]
+    return found[name]
 
 
 def projections_run(_: argparse.Namespace, settings: Settings) -> int:
@@ -241,14 +242,15 @@ def projections_run(_: argparse.Namespace, settings: Settings) -> int:
     from loyalty.commands.ledger import Ledger
     from loyalty.commands.memberships import evaluate_dynamic_clusters
     from loyalty.commands.periodic import Periodic
-    from loyalty.projections.models import READ_MODELS
+    from loyalty.projections.models import followers
     from loyalty.projections.rfm_runs import scheduled_run
     from loyalty.projections.runner import read_datastore, running
 
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    datastore = read_datastore(settings, pool_size=2 * len(READ_MODELS))
+    models = followers(settings)
+    datastore = read_datastore(settings, pool_size=2 * len(models))
     ledger = Ledger(settings)
     jobs = [
         Periodic(
@@ -263,8 +265,8 @@ def projections_run(_: argparse.Namespace, settings: Settings) -> int:
         ),
     ]
     try:
-        with running(settings, list(READ_MODELS.values()), datastore) as check:
-            print(f"following the log for {', '.join(READ_MODELS)}", file=sys.stderr)
+        with running(settings, list(models.values()), datastore) as check:
+            print(f"following the log for {', '.join(models)}", file=sys.stderr)
             for job in jobs:
                 job.start()
             while not stopping.wait(0.5):
@@ -278,13 +280,13 @@ def projections_run(_: argparse.Namespace, settings: Settings) -> int:
 
 
 def projections_status(args: argparse.Namespace, settings: Settings) -> int:
-    from loyalty.projections.models import READ_MODELS
+    from loyalty.projections.models import followers
     from loyalty.projections.runner import read_datastore
     from loyalty.projections.status import status_of
 
     datastore = read_datastore(settings)
     try:
-        found = [status_of(settings, datastore, model) for model in READ_MODELS.values()]
+        found = [status_of(settings, datastore, model) for model in followers(settings).values()]
     finally:
         datastore.close()
     if args.json:
@@ -308,7 +310,7 @@ def projections_status(args: argparse.Namespace, settings: Settings) -> int:
 def projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from loyalty.projections.runner import read_datastore, rebuild
 
-    model = read_model(args.name)
+    model = read_model(args.name, settings)
     started = time.monotonic()
     datastore = read_datastore(settings)
 

@@ -62,6 +62,10 @@ variable                           meaning                                      
                                    the saved parameters (0: on demand only)
 ``LOYALTY_CLUSTER_INTERVAL_H``      how often the server re-evaluates dynamic   ``24``
                                    clusters' members (0: on demand only)
+``LOYALTY_NATS_URL``                the NATS server committed events are         ``nats://127.0.0.1:4222``
+                                    published to (JetStream)
+``LOYALTY_NATS_STREAM``             their JetStream stream                       ``<SCHEMA>_EVENTS``
+``LOYALTY_NATS_SUBJECT``            their subjects' prefix                       ``<schema>.events``
 =================================  ===========================================  ==================
 """
 
@@ -112,6 +116,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     read_wait_s: float = 5.0
     rfm_interval_h: int = 24
     cluster_interval_h: int = 24
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_stream: str = ""
+    nats_subject: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -157,6 +164,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def keystore_schema(self) -> str:
         return f"{self.pg_schema}_keys"
+
+    @property
+    def events_stream(self) -> str:
+        """The JetStream stream of committed events (one per deployment's schema)."""
+        return self.nats_stream or f"{self.pg_schema.upper()}_EVENTS"
+
+    @property
+    def events_subject(self) -> str:
+        return self.nats_subject or f"{self.pg_schema}.events"
 
     @property
     def read_schema(self) -> str:

@@ -24,8 +24,11 @@ from loyalty.domain.cluster import Age, ClusterTerms
 from loyalty.domain.consent import Channel, Consent, ConsentSource, Purpose
 from loyalty.domain.customer import Profile
 from loyalty.domain.errors import CustomerErased
+from loyalty.projections.models import followers
 from loyalty.settings import Settings
 from tests.builders import Clock, base_points, line, program, purchase
+from tests.projections.reading import caught_up
+from tests.streams import published
 from tests.test_cli import use_database
 
 ZENOBIA = Profile(
@@ -135,6 +138,34 @@ def test_erasure_leaves_the_ledger_and_nothing_of_the_person(
     assert occurrences(settings, settings.pg_schema, settings.keystore_schema) == []
     with pytest.raises(CustomerErased):
         complete_profile(chain.ledger, "C1", ZENOBIA)
+
+
+def test_neither_the_read_models_nor_the_event_stream_hold_the_person(
+    chain: Services, settings: Settings
+) -> None:
+    erase(chain.ledger, "C1", "operator:dpo", "request 2026-117")
+
+    with caught_up(settings, list(followers(settings).values())):
+        messages = published(settings)
+
+    assert occurrences(settings, *read_schemas(settings)) == []
+    assert len(read_schemas(settings)) > 1  # the tables' schema and the documents' ones
+    wanted = [(v.lower(), v.encode().hex()) for v in PERSONAL_VALUES]
+    payloads = [payload.decode().lower() for _, _, payload in messages]
+    assert any("erased" in payload for payload in payloads)
+    assert [v for v, h in wanted for text in payloads if v in text or h in text] == []
+
+
+def read_schemas(settings: Settings) -> list[str]:
+    """The read side's schemas: its tables', and each document read model generation's."""
+    with psycopg.connect(settings.admin_conninfo()) as conn:
+        return [
+            name
+            for (name,) in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
+                (settings.read_schema,),
+            )
+        ]
 
 
 def test_an_erased_customer_is_not_known_again_by_a_new_process(

@@ -47,7 +47,14 @@ def test_status_shows_the_lag_until_a_rebuild_catches_up(
     rebuilt = capsys.readouterr().err
     after = statuses(capsys)
 
-    assert set(before) == {"balances", "revenue", "customer360", "segments", "dashboard"}
+    assert set(before) == {
+        "balances",
+        "revenue",
+        "customer360",
+        "segments",
+        "dashboard",
+        "publication",
+    }
     assert before["revenue"].position == 0 and before["revenue"].lag_events == 4
     assert before["revenue"].lag_seconds > 0
     assert "revenue: generation 2 serves reads" in rebuilt
@@ -89,3 +96,4 @@ def test_run_follows_the_log_in_its_own_process_and_stops_on_sigterm(
     assert code == 0
     assert all(s.lag_events == 0 and s.position == s.head for s in caught_up.values())
     assert caught_up["balances"].head > 0 and caught_up["revenue"].head > 0
+    assert caught_up["publication"].position == caught_up["publication"].head

@@ -82,18 +82,27 @@ def position_of(
     return progress.position if progress else 0
 
 
+OF_TOPICS = "(cardinality(%s::text[]) = 0 OR topic = ANY(%s))"
+"""Events of the topics a follower follows (all events for one that names none)."""
+
+
+def topics_of(topics: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The parameters of :data:`OF_TOPICS`."""
+    return list(topics), list(topics)
+
+
 def pending(
     curs: Cursor[DictRow], settings: Settings, topics: Sequence[str], position: int
 ) -> tuple[int, datetime | None]:
-    """How many events of ``topics`` lie past ``position``, and when the oldest of them was
-    recorded."""
+    """How many events of ``topics`` (none: of any topic) lie past ``position``, and when
+    the oldest of them was recorded."""
     events = Identifier(settings.pg_schema, "ledger_events")
     curs.execute(
         SQL(
             "SELECT count(*) AS lag, min(notification_id) AS first FROM {}"
-            " WHERE notification_id > %s AND topic = ANY(%s)"
+            " WHERE notification_id > %s AND " + OF_TOPICS
         ).format(events),
-        (position, list(topics)),
+        (position, *topics_of(topics)),
     )
     row = curs.fetchone()
     if row is None or not row["lag"]:
@@ -122,9 +131,9 @@ def applied_through(
         curs.execute(
             SQL(
                 "SELECT EXISTS (SELECT 1 FROM {} WHERE notification_id > %s"
-                " AND notification_id <= %s AND topic = ANY(%s)) AS pending"
+                " AND notification_id <= %s AND " + OF_TOPICS + ") AS pending"
             ).format(Identifier(settings.pg_schema, "ledger_events")),
-            (reached, position, list(model_class.topics)),
+            (reached, position, *topics_of(model_class.topics)),
         )
         row = curs.fetchone()
     return not (row and row["pending"])

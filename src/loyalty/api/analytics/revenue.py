@@ -18,7 +18,7 @@ from loyalty.commands.operators import network_of
 from loyalty.domain.errors import InvalidQuery, NotCaughtUp, UnknownPosition
 from loyalty.domain.network import Network, NodeKind
 from loyalty.projections.analytics import Comparison, Dimension, Grain, RevenueQuery, revenue
-from loyalty.projections.models import READ_MODELS
+from loyalty.projections.models import followers
 from loyalty.projections.revenue import Revenue
 from loyalty.projections.runner import ReadModel, log_head
 from loyalty.projections.status import ProjectionStatus, status_of, wait_until
@@ -155,4 +155,5 @@ class AnalyticsRevenueController(Controller):
     def read_model_status(self, request: Request[object, object, State]) -> list[ProjectionStatus]:
         services = request.app.state.services
         datastore = services.ledger.ledger_recorder.datastore
-        return [status_of(services.settings, datastore, m) for m in READ_MODELS.values()]
+        found = followers(services.settings).values()
+        return [status_of(services.settings, datastore, m) for m in found]
