@@ -75,6 +75,33 @@ ensure_postgres() {
     return 1
 }
 
+nats_ready() {
+    "$VENV/bin/python" - "${LOYALTY_NATS_URL:-nats://127.0.0.1:4222}" <<'PY' >/dev/null 2>&1
+import asyncio, sys, nats
+async def check():
+    client = await nats.connect(sys.argv[1], connect_timeout=2, allow_reconnect=False)
+    await client.jetstream().account_info()
+    await client.close()
+asyncio.run(asyncio.wait_for(check(), 5))
+PY
+}
+
+ensure_nats() {
+    # Committed events are published to NATS JetStream (LOYALTY_NATS_URL, empty: none).
+    local url="${LOYALTY_NATS_URL-nats://127.0.0.1:4222}"
+    [ -z "$url" ] && return 0
+    nats_ready && return 0
+    command -v nats-server >/dev/null || apt_install nats-server
+    local port="${url##*:}"
+    say "starting nats-server with JetStream on 127.0.0.1:$port (data in var/nats-$port)"
+    mkdir -p "$ROOT/var/nats-$port"
+    nohup nats-server -a 127.0.0.1 -p "$port" -js -sd "$ROOT/var/nats-$port" \
+        >"$ROOT/var/nats-$port/server.log" 2>&1 &
+    for _ in $(seq 1 30); do nats_ready && return 0; sleep 1; done
+    echo "NATS with JetStream does not answer on $url" >&2
+    return 1
+}
+
 ensure_database() {
     "$VENV/bin/python" - "$1" <<'PY'
 import sys
