@@ -16,7 +16,9 @@ Side by side, on one machine, in one throw-away database loaded with the synthet
     target);
 (j) projection lag while the write benchmark's POS load (scenario (c) of
     ``benchmarks.run``) runs with ``loyalty projections run`` beside the server, sampled
-    every 250 ms; target < 1 s.
+    every 250 ms; target < 1 s;
+(k) with ``--audit``: ``loyalty audit verify`` and ``replay`` of the whole log against a raw
+    scan of it (issue 5's benchmark; target: replay at least a third of the scan's rate).
 
 Peak memory (max RSS) is reported for every process measured. Prints a table and writes
 ``benchmarks/results/read-<UTC time>.json``.
@@ -104,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure on a database a --keep-db run loaded (with --chain: its chain folder)",
     )
     parser.add_argument("--chain", type=Path, help="the chain folder of the --reuse database")
+    parser.add_argument(
+        "--audit",
+        action="store_true",
+        help="(k) also loyalty audit verify and replay against a raw scan of the whole log",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser
 
@@ -513,6 +520,11 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         p99 = results["i_revenue"]["latency_ms"]["p99"]
         targets.append({"target": "(i) revenue query p99 < 200 ms", "measured": p99,
                         "met": p99 < 200})  # fmt: skip
+    if "k_audit" in results:
+        audit = results["k_audit"]
+        ratio = audit["replay"]["rate_per_s"] / audit["raw_scan"]["rate_per_s"]
+        targets.append({"target": "(k) audit replay >= 1/3 x raw scan (issue 5)",
+                        "measured": round(ratio, 2), "met": ratio >= 1 / 3})  # fmt: skip
     if "j_lag" in results:
         lag = results["j_lag"]["lag_seconds_max"]
         targets.append({"target": "(j) projection lag < 1 s under POS load", "measured": lag,
@@ -534,6 +546,13 @@ def measure(
     results["h_rfm"] = rfm(settings, manifest.last_day)
     scenarios.log(f"(h) {results['h_rfm']['customers']:,} customers")
     results["i_revenue"] = revenue_queries(settings, manifest, args.queries, chain, workdir)
+    if args.audit:
+        services = build_services(settings)
+        try:
+            results["k_audit"] = scenarios.audit(settings, services)
+        finally:
+            services.close()
+        scenarios.log(f"(k) {results['k_audit']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -167,7 +167,7 @@ def run_scenarios(
         figures["d_copy"] = both["copy"]
     if "e" in only:
         scenarios.log("(e) audit verify and replay vs a raw scan of the log")
-        figures["e_audit"] = scenarios.audit(setup)
+        figures["e_audit"] = scenarios.audit(setup.settings, setup.services)
 
 
 def rate(figures: dict[str, Any], key: str) -> float | None:

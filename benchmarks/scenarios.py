@@ -481,18 +481,18 @@ def new_workdir() -> Path:
 # --- (e) audit: verify and replay against a raw scan ------------------------------------------
 
 
-def audit(setup: Setup) -> dict[str, Any]:
+def audit(settings: Settings, services: Services) -> dict[str, Any]:
     """Over the log as it stands: a raw keyset scan of every stored event into Python (the
     baseline), ``loyalty audit verify``, and ``loyalty audit replay`` as the command runs it
     (accounts split over one process per core) and in one process, each on its own."""
     from loyalty.commands.replay import default_workers, last_notification_id, replay
 
-    ledger = setup.services.ledger
+    ledger = services.ledger
     query = sql.SQL(
         "SELECT notification_id, originator_id, originator_version, topic, state, link"
         " FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-    ).format(sql.Identifier(setup.settings.pg_schema, "ledger_events"))
-    checkpoint(setup.settings)
+    ).format(sql.Identifier(settings.pg_schema, "ledger_events"))
+    checkpoint(settings)
     started = time.perf_counter()
     rows, after = 0, 0
     while True:
@@ -502,7 +502,7 @@ def audit(setup: Setup) -> dict[str, Any]:
             break
         after = batch[-1][0]
     scan_seconds = time.perf_counter() - started
-    verified = setup.services.auditor.verify()
+    verified = services.auditor.verify()
     workers = default_workers(last_notification_id(ledger))
     replayed = replay(ledger, workers=workers)
     alone = replay(ledger, workers=1)
