@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from loyalty.bootstrap import Services
-from loyalty.commands.admin import block_card
+from loyalty.commands.admin import block_card, replace_card, unblock_card
 from loyalty.commands.apply import CustomerSpec
+from loyalty.commands.customers import register
 from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.customer import Profile
@@ -75,6 +77,7 @@ def snapshot(settings: Settings) -> tuple[list[dict[str, Any]], ...]:
             ("accounts", "account_id"),
             ("cards", "code"),
             ("history", "account_id, version"),
+            ("customers", "customer_id"),
         )
     )
 
@@ -83,12 +86,20 @@ def test_a_rebuild_swaps_in_exactly_what_incremental_processing_built(
     chain: Services, settings: Settings
 ) -> None:
     chain.desk.post([purchase("r1", line("BREAD", "12.50")), purchase("r2", card="C2")])
+    block_card(chain.ledger, "C2", "lost")
     with caught_up(settings, [Balances]):
         chain.desk.post([return_of("r3", "r1", line("BREAD", "12.50")), purchase("r4")])
+        unblock_card(chain.ledger, "C2", "found")
+        replace_card(chain.ledger, "C2", "C9")
+        block_card(chain.ledger, "C9", "worn")
+        register(chain.ledger, "C1", Profile(first_name="Ada"), date(2026, 5, 1))
         waiting = read_datastore(settings)
         assert wait_until(waiting, settings, Balances, head(settings), 20)
         waiting.close()
     incremental = snapshot(settings)
+    cards = {c["code"]: (c["status"], c["successor"]) for c in incremental[1]}
+    assert (cards["C2"], cards["C9"]) == (("replaced", "C9"), ("blocked", None))
+    assert [c["signed_up_on"] for c in incremental[3]] == [date(2026, 5, 1)]
 
     datastore = read_datastore(settings)
     generation = rebuild(settings, Balances, datastore)

@@ -214,14 +214,20 @@ class FactMapper(Mapper[UUID]):
         raise TypeError("the read side does not write events")
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        decoder = _decoders.get(stored_event.topic)
-        if decoder is None:
-            raise TypeError(f"projections do not decode {stored_event.topic}")
-        return Fact(
-            UUID(str(stored_event.originator_id)),
+        return fact_of(
+            stored_event.originator_id,
             stored_event.originator_version,
-            decoder.decode(stored_event.state),
+            stored_event.topic,
+            stored_event.state,
         )
+
+
+def fact_of(originator_id: object, version: int, topic: str, state: bytes) -> Fact:
+    """A stored event decoded into the slim Struct of its topic."""
+    decoder = _decoders.get(topic)
+    if decoder is None:
+        raise TypeError(f"projections do not decode {topic}")
+    return Fact(UUID(str(originator_id)), version, decoder.decode(state))
 
 
 class RawMovementsMapper(FactMapper):
