@@ -22,7 +22,7 @@ from loyalty.commands.ledger import Ledger, Statement
 from loyalty.domain import ids
 from loyalty.domain.campaign import Campaign, CampaignView, campaign_for
 from loyalty.domain.cluster import Cluster
-from loyalty.domain.errors import NoCampaign, UnknownNode
+from loyalty.domain.errors import InvalidProgram, NoCampaign, UnknownNode
 from loyalty.domain.movement import Location
 from loyalty.domain.network import Network
 from loyalty.domain.promotion import Promotion
@@ -139,6 +139,14 @@ class ProgramCache:
         """The latest snapshot (one query for the revision; a reload when it moved)."""
         (revision,) = self.ledger.query(self._revision)[0]
         return self.at_revision(revision)
+
+    def network(self) -> Network:
+        """The network as it stands, from the snapshot (one query for the revision): what
+        read paths check scopes against, without loading the aggregate on every request."""
+        network = self.current().network
+        if network is None:
+            raise InvalidProgram("apply a program with a network first")
+        return network
 
     def loaded(self) -> Program:
         """The snapshot last loaded, without asking the database (loaded once if never)."""

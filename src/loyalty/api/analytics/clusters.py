@@ -30,7 +30,6 @@ from loyalty.api.lists import Limit, Offset, Page
 from loyalty.commands.cluster_size import today
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.memberships import evaluate_cluster
-from loyalty.commands.operators import network_of
 from loyalty.commands.program import Program
 from loyalty.domain.cluster import Cluster, MembershipKind
 from loyalty.domain.customer import Customer
@@ -90,7 +89,8 @@ def ledger_of(request: Request[object, object, State]) -> Ledger:
 def stores_in_reach(request: Request[object, object, State]) -> list[str] | None:
     """The nodes of the caller's scope (``None``: the whole chain, and customers without
     a home store)."""
-    session, network = caller(request), network_of(ledger_of(request))
+    session = caller(request)
+    network = request.app.state.services.desk.program.network()
     if covers_everywhere(session, network):
         return None
     return sorted({c for s in session.scope if s in network.nodes for c in network.subtree(s)})

@@ -16,7 +16,6 @@ from loyalty.adapters.documents import DocumentQuery
 from loyalty.api.access import Action, caller, requires
 from loyalty.api.analytics.formats import negotiated
 from loyalty.api.analytics.revenue import Position, caught_up_to, reported_stores
-from loyalty.commands.operators import network_of
 from loyalty.projections.dashboard import STORE_MONTHS, Dashboard
 from loyalty.projections.runner import serving_model
 
@@ -54,7 +53,7 @@ class AnalyticsDashboardController(Controller):
     ) -> Response[Any]:
         caught_up_to(request, Dashboard, position)
         services = request.app.state.services
-        stores = reported_stores(caller(request), network_of(services.ledger), None, False)
+        stores = reported_stores(caller(request), services.desk.program.network(), None, False)
         datastore = services.ledger.ledger_recorder.datastore
         query = DocumentQuery(equals={"month": month}, sort=(("store", False),), limit=MAX_STORES)
         with serving_model(services.settings, datastore, Dashboard) as model:

@@ -14,7 +14,6 @@ from litestar.params import FromQuery, Parameter
 from loyalty.api.access import Action, caller, check_in_scope, covers_everywhere, requires
 from loyalty.api.analytics.formats import negotiated
 from loyalty.commands.auth import Session
-from loyalty.commands.operators import network_of
 from loyalty.domain.errors import InvalidQuery, NotCaughtUp, UnknownPosition
 from loyalty.domain.network import Network, NodeKind
 from loyalty.projections.analytics import Comparison, Dimension, Grain, RevenueQuery, revenue
@@ -138,7 +137,7 @@ class AnalyticsRevenueController(Controller):
         )
         caught_up_to(request, Revenue, position)
         services = request.app.state.services
-        network = network_of(services.ledger)
+        network = services.desk.program.network()
         stores = reported_stores(caller(request), network, node, Dimension.NODE in query.by)
         with services.ledger.ledger_recorder.datastore.transaction() as curs:
             tables = serving_tables(curs, services.settings, Revenue.name)

@@ -27,7 +27,6 @@ from loyalty.api.analytics.formats import negotiated
 from loyalty.api.analytics.revenue import caught_up_to, reported_stores
 from loyalty.api.i18n import request_messages
 from loyalty.api.lists import Limit, Offset, Page
-from loyalty.commands.operators import network_of
 from loyalty.domain.segmentation import RfmPolicy
 from loyalty.projections.balances import Balances
 from loyalty.projections.revenue import Revenue
@@ -92,7 +91,7 @@ RunId = Annotated[UUID, Parameter(description="an RFM run's id")]
 def reached_stores(request: Request[object, object, State]) -> list[str] | None:
     """The home stores whose customers the caller reaches; ``None``: every customer."""
     services = request.app.state.services
-    network = network_of(services.ledger)
+    network = services.desk.program.network()
     session = caller(request)
     if covers_everywhere(session, network):
         return None
