@@ -27,7 +27,7 @@ from psycopg.sql import SQL, Identifier
 from loyalty.projections import feed
 from loyalty.projections.feed import CUSTOMER_TOPICS, RAW_MOVEMENTS, Fact, LedgerFeed, fact_of
 from loyalty.projections.runner import event_time
-from loyalty.projections.tables import TableModel, columns, record_position
+from loyalty.projections.tables import BULK_MEMORY, TableModel, columns, record_position
 from loyalty.settings import Settings
 
 TABLES = (
@@ -193,6 +193,7 @@ class Balances(TableModel):
             applied += sum(pool.map(lambda r: self.fill_history(events, *r), ranges))
         newest = event_time(self.view.datastore, settings, head)
         with self.view.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("SET LOCAL work_mem = {}").format(BULK_MEMORY))
             curs.execute(
                 SQL(TOTALS_OF_THE_HISTORY).format(
                     accounts=self.tables("accounts"), history=self.tables("history")

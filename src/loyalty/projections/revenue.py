@@ -36,7 +36,7 @@ from loyalty.domain.account import Account
 from loyalty.projections import feed
 from loyalty.projections.feed import Fact, LedgerFeed, RawMovementsMapper, topic_of
 from loyalty.projections.runner import event_time
-from loyalty.projections.tables import TableModel, record_position
+from loyalty.projections.tables import BULK_MEMORY, TableModel, record_position
 from loyalty.settings import Settings
 
 TABLES = (
@@ -252,6 +252,7 @@ class Revenue(TableModel):
             filled = sum(pool.map(lambda r: self.fill_range(settings, events, *r), ranges))
         newest = event_time(self.view.datastore, settings, head)
         with self.view.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("SET LOCAL work_mem = {}").format(BULK_MEMORY))
             curs.execute(
                 SQL(ROLLED_UP_FACTS).format(sales=self.tables("sales"), rollups=self.rollups())
             )

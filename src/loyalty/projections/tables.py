@@ -20,7 +20,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from loyalty.projections.feed import Fact
 from loyalty.projections.runner import Progress, ReadModel, check_shaped
@@ -29,6 +29,10 @@ from loyalty.settings import Settings
 
 INDEX = "_index"
 """Placeholders ending so name an index; the others name a table."""
+
+BULK_MEMORY = Literal("256MB")
+"""Memory PostgreSQL may use for each sort or hash of a bulk step (indexing a rebuilt
+generation, summing a bulk fill), instead of spilling to disk past the 4-64 MB defaults."""
 
 PROGRESS_TABLE = (
     "CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY, position bigint NOT NULL,"
@@ -107,6 +111,7 @@ class TableModel(ReadModel):
 
     def create_indexes(self) -> None:
         with self.view.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("SET LOCAL maintenance_work_mem = {}").format(BULK_MEMORY))
             for statement in self.INDEXES:
                 curs.execute(SQL(statement).format(**self.names(statement)))
 
