@@ -37,7 +37,7 @@ from loyalty.domain.segmentation import (
     check_parameters,
 )
 from loyalty.projections.revenue import Revenue
-from loyalty.projections.rfm import scores, segment_changes, segment_sizes
+from loyalty.projections.rfm import SCORED_COLUMNS, scores, segment_changes, segment_sizes
 from loyalty.projections.tables import Tables, serving_tables
 from loyalty.settings import Settings
 
@@ -170,11 +170,11 @@ def compute_run(ledger: Ledger, settings: Settings, parameters: RfmParameters, b
         with curs.copy(
             SQL(
                 "COPY {}.rfm_scores (run_id, customer_id, recency_days, frequency, monetary,"
-                " r, f, m, fm, segment) FROM STDIN"
+                " r, f, m, fm, segment) FROM STDIN WITH (FORMAT csv)"
             ).format(schema)
         ) as copy:
-            for scored_row in scored.iter_rows():
-                copy.write_row((run_id, *scored_row))
+            rows = scored.select(pl.lit(str(run_id)).alias("run_id"), *SCORED_COLUMNS)
+            copy.write(rows.write_csv(include_header=False))
         found = find_run(curs, settings, run_id)
     assert found is not None
     return found
