@@ -227,6 +227,15 @@ def evaluate(figures: dict[str, Any]) -> list[dict[str, Any]]:
         1 / 3,
         True,
     )
+    if audit:
+        targets.append(
+            {
+                "target": "(e) the log verifies and replays identically (check)",
+                "measured": f"intact {audit['intact']}, identical {audit['identical']}",
+                "ratio": None,
+                "pass": audit["intact"] and audit["identical"],
+            }
+        )
     if pos:
         errors = pos.get("non_201", 0) + sum(pos.get("connection_errors", {}).values())
         targets.append(
