@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import date
 from decimal import Decimal
@@ -17,7 +18,7 @@ from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.customer import Profile
 from loyalty.projections.balances import Balances
-from loyalty.projections.runner import read_datastore, rebuild, running
+from loyalty.projections.runner import read_datastore, rebuild, rebuilding_alone, running
 from loyalty.projections.status import wait_until
 from loyalty.settings import Settings
 from tests.builders import Clock, line, program, purchase, redemption, return_of
@@ -161,3 +162,25 @@ def test_customers_are_known_by_signup_day_and_home_store_and_nothing_personal(
         (clock.now.date(), "s2", False)
     ]
     assert set(customers[0]) == {"customer_id", "signed_up_on", "home_store", "erased"}
+
+
+def test_a_rebuild_waits_while_another_rebuild_of_the_read_model_holds_its_lock(
+    chain: Services, settings: Settings
+) -> None:
+    chain.desk.post([purchase("r1")])
+    datastore = read_datastore(settings)
+    stop = threading.Event()
+    with rebuilding_alone(settings, "balances", stop) as alone:
+        assert alone
+        waiting = threading.Thread(
+            target=lambda: results.append(rebuild(settings, Balances, datastore, stop=stop))
+        )
+        results: list[int | None] = []
+        waiting.start()
+        stop.set()
+        waiting.join(timeout=30)
+    generation = rebuild(settings, Balances, datastore)
+    datastore.close()
+
+    assert results == [None]
+    assert generation == 2

@@ -17,7 +17,8 @@ from loyalty.commands.apply import CustomerSpec
 from loyalty.domain import ids
 from loyalty.domain.customer import Profile
 from loyalty.projections.customer360 import CUSTOMERS, Customer360
-from loyalty.projections.runner import Registry, read_datastore, rebuild
+from loyalty.projections.registry import Registry
+from loyalty.projections.runner import read_datastore, rebuild
 from loyalty.settings import Settings
 from tests.adapters.mongo import mongo_url as mongo_url
 from tests.builders import START, Clock, line, program, purchase, return_of

@@ -12,9 +12,10 @@ import pytest
 from loyalty.bootstrap import Services
 from loyalty.domain import ids
 from loyalty.domain.segmentation import RfmParameters
+from loyalty.projections.registry import Registry
 from loyalty.projections.revenue import Revenue
 from loyalty.projections.rfm_runs import compute_run
-from loyalty.projections.runner import Registry, read_datastore
+from loyalty.projections.runner import read_datastore
 from loyalty.projections.segments import CUSTOMERS, RUNS, SegmentSnapshots
 from loyalty.settings import Settings
 from tests.adapters.mongo import mongo_url as mongo_url

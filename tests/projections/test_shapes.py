@@ -17,10 +17,9 @@ from loyalty.bootstrap import Services
 from loyalty.domain.errors import ReadModelRebuilding
 from loyalty.projections.balances import Balances
 from loyalty.projections.customer360 import Customer360
+from loyalty.projections.registry import Registry, Superseded
 from loyalty.projections.runner import (
-    Registry,
     Runner,
-    Superseded,
     read_datastore,
     running,
     serving_model,

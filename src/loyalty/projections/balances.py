@@ -10,10 +10,8 @@ do not expire in this ledger, so no expiry column is kept.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -26,8 +24,14 @@ from psycopg.sql import SQL, Identifier
 
 from loyalty.projections import feed
 from loyalty.projections.feed import CUSTOMER_TOPICS, RAW_MOVEMENTS, Fact, LedgerFeed, fact_of
-from loyalty.projections.runner import event_time
-from loyalty.projections.tables import BULK_MEMORY, TableModel, columns, record_position
+from loyalty.projections.log import event_time
+from loyalty.projections.tables import (
+    BULK_MEMORY,
+    TableModel,
+    columns,
+    in_ranges,
+    record_position,
+)
 from loyalty.settings import Settings
 
 TABLES = (
@@ -108,8 +112,6 @@ WHERE a.account_id = t.account_id
 """Every account's totals, from its history (after a bulk fill), as :func:`add_movement`
 adds them up."""
 
-FILL_RANGE = 250_000
-"""Notification ids per range of a bulk fill."""
 FILL_BATCH = 5_000
 """Cards', customers' and accounts' events applied at a time by a bulk fill."""
 MOVEMENTS = RAW_MOVEMENTS
@@ -188,9 +190,15 @@ class Balances(TableModel):
             for facts in entity_facts(curs, events, entities, head):
                 self.apply(curs, facts)
                 applied += len(facts)
-        ranges = [(start, min(start + FILL_RANGE, head)) for start in range(0, head, FILL_RANGE)]
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            applied += sum(pool.map(lambda r: self.fill_history(events, *r), ranges))
+        history = SQL(HISTORY_OF_THE_LOG).format(
+            history=self.tables("history"), accounts=self.tables("accounts"), events=events
+        )
+
+        def fill_range(curs: Cursor[DictRow], after: int, through: int) -> int:
+            curs.execute(history, (after, through, MOVEMENTS))
+            return curs.rowcount
+
+        applied += in_ranges(settings, head, fill_range)
         newest = event_time(self.view.datastore, settings, head)
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("SET LOCAL work_mem = {}").format(BULK_MEMORY))
@@ -203,18 +211,6 @@ class Balances(TableModel):
             record_position(curs, self.tables, head, newest, applied, seconds)
             self.view._insert_tracking(curs, Tracking(LedgerFeed.name, head))
         return applied
-
-    def fill_history(self, events: Identifier, after: int, through: int) -> int:
-        """The history rows of the movements stored after ``after`` through ``through``."""
-        with self.view.datastore.transaction(commit=True) as curs:
-            curs.execute("SET LOCAL synchronous_commit = off")
-            curs.execute(
-                SQL(HISTORY_OF_THE_LOG).format(
-                    history=self.tables("history"), accounts=self.tables("accounts"), events=events
-                ),
-                (after, through, MOVEMENTS),
-            )
-            return curs.rowcount
 
     def write_accounts(
         self,

@@ -23,7 +23,9 @@ from eventsourcing.postgres import PostgresDatastore
 
 from loyalty.adapters.documents import DocumentChange, DocumentView, document_view
 from loyalty.projections.feed import Fact, LedgerFeed
-from loyalty.projections.runner import Progress, ReadModel, Registry, event_time
+from loyalty.projections.log import event_time
+from loyalty.projections.registry import Registry
+from loyalty.projections.runner import Progress, ReadModel
 from loyalty.settings import Settings
 
 PROGRESS = ("progress", "read_model")

@@ -4,8 +4,15 @@ outreach channel workers, in log order, once per message id.
 A follower of the log like the read models (eventsourcing's runner, batches, a tracking
 position), whose "storage" is the stream: a batch is published, acknowledged by
 JetStream, then its position is committed. A crash between the two publishes the batch
-again on restart, with the same message ids (the event's position in the log), which
-JetStream drops within its duplicate window and consumers can recognise after it.
+again on restart, with the same message ids (position and digest, :func:`message_id`), which
+JetStream drops within its duplicate window and consumers can recognise after it. Messages
+are stored in log order, except after a batch that failed part-way (a message timed out
+while later ones were stored): its retry stores the missing ones after the rest, so
+consumers that need the log's order sort by ``position``.
+
+A publication that fails (NATS unreachable, a message over the server's ``max_payload``)
+stops only itself: ``loyalty projections run`` starts it again from its last committed
+position while the read models go on.
 
 A message is the stored event as it stands in the event store: personal fields encrypted
 under the customer's data key, so the stream reveals no more than the store does, and
@@ -16,6 +23,7 @@ nothing of a customer whose key erasure destroyed. Subjects are
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Self
 from uuid import UUID
@@ -62,9 +70,16 @@ def message_of(prefix: str, fact: Fact) -> Message:
     )
     return Message(
         subject=subject_of(prefix, stored.topic),
-        message_id=str(stored.position),
+        message_id=message_id(stored),
         payload=_encoder.encode(body),
     )
+
+
+def message_id(stored: StoredFact) -> str:
+    """The event's position and a digest of its bytes: the same event published again
+    has the same id, and another event at a position reused (a database restored to an
+    earlier point, then written on) has another."""
+    return f"{stored.position}-{hashlib.blake2b(stored.state, digest_size=8).hexdigest()}"
 
 
 class Publication(TableModel):
@@ -73,6 +88,7 @@ class Publication(TableModel):
 
     name = "publication"
     mapper = StoredEventsMapper
+    essential = False
 
     def __init__(
         self, view: PostgresTrackingRecorder, tables: Tables, batch: int, stream: EventStream

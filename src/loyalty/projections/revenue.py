@@ -22,10 +22,8 @@ the network tree's levels roll stores up at query time, from the tree as it stan
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from eventsourcing.persistence import Tracking
 from psycopg import Cursor
@@ -35,8 +33,8 @@ from psycopg.sql import SQL, Composed, Identifier
 from loyalty.domain.account import Account
 from loyalty.projections import feed
 from loyalty.projections.feed import Fact, LedgerFeed, RawMovementsMapper, topic_of
-from loyalty.projections.runner import event_time
-from loyalty.projections.tables import BULK_MEMORY, TableModel, record_position
+from loyalty.projections.log import event_time
+from loyalty.projections.tables import BULK_MEMORY, TableModel, in_ranges, record_position
 from loyalty.settings import Settings
 
 TABLES = (
@@ -63,8 +61,6 @@ TABLES = (
     " customer_id uuid PRIMARY KEY, last_purchase_on date, purchases bigint NOT NULL,"
     " spend numeric NOT NULL)",
 )
-FILL_RANGE = 250_000
-"""Notification ids per range of a bulk fill."""
 INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS {sales_key_index} ON {sales} (account_id, version)",
     "CREATE INDEX IF NOT EXISTS {sales_day_index} ON {sales} (day, store)",
@@ -247,9 +243,14 @@ class Revenue(TableModel):
                 SQL(OWNERS).format(owners=self.tables("owners"), events=events),
                 (head, topic_of(Account.Opened)),
             )
-        ranges = [(start, min(start + FILL_RANGE, head)) for start in range(0, head, FILL_RANGE)]
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            filled = sum(pool.map(lambda r: self.fill_range(settings, events, *r), ranges))
+        facts = self.movements(SQL(LOG_RANGE).format(events=events), SQL(""))
+
+        def fill_range(curs: Cursor[DictRow], after: int, through: int) -> int:
+            curs.execute(facts, (after, through, topic_of(Account.MovementRecorded)))
+            row = curs.fetchone()
+            return int(row["count"]) if row else 0
+
+        filled = in_ranges(settings, head, fill_range)
         newest = event_time(self.view.datastore, settings, head)
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("SET LOCAL work_mem = {}").format(BULK_MEMORY))
@@ -260,14 +261,3 @@ class Revenue(TableModel):
             record_position(curs, self.tables, head, newest, filled, seconds)
             self.view._insert_tracking(curs, Tracking(LedgerFeed.name, head))
         return filled
-
-    def fill_range(self, settings: Settings, events: Identifier, after: int, through: int) -> int:
-        """The facts of the movements stored after ``after`` through ``through``."""
-        with self.view.datastore.transaction(commit=True) as curs:
-            curs.execute("SET LOCAL synchronous_commit = off")
-            curs.execute(
-                self.movements(SQL(LOG_RANGE).format(events=events), SQL("")),
-                (after, through, topic_of(Account.MovementRecorded)),
-            )
-            row = curs.fetchone()
-            return int(row["count"]) if row else 0

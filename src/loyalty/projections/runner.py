@@ -39,22 +39,18 @@ from queue import Full, Queue
 from typing import Any, Self, TypeVar
 
 import msgspec
+import psycopg
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.projection import BaseProjectionRunner, Projection
-from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
 
 from loyalty.projections.feed import Fact, FactMapper, LedgerFeed, feed_env
+from loyalty.projections.log import log_head
+from loyalty.projections.registry import Registry, Superseded
 from loyalty.projections.shapes import Reshaped, Reshaping, refuse_other_shape
 from loyalty.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class Superseded(Exception):
-    """A runner's generation no longer serves nor is being built (a rebuild replaced it),
-    or is recorded in another shape than the runner's."""
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +77,9 @@ class ReadModel(Projection[Any]):
     mapper: type[FactMapper] = FactMapper
     """How it reads stored events: decoded, movements as stored
     (:class:`~loyalty.projections.feed.RawMovementsMapper`), or all as stored."""
+    essential: bool = True
+    """Whether its failure stops ``loyalty projections run`` (a read model's does; the
+    publication to NATS is started again while the read models go on)."""
     shape: int = 1
     """The version of what a generation stores: bump it whenever that changes (a table, a
     column, a document's fields, or what any of them holds), so that a generation built by
@@ -226,101 +225,6 @@ def read_datastore(settings: Settings, pool_size: int = 2) -> PostgresDatastore:
     )
 
 
-class Serving(msgspec.Struct, frozen=True, kw_only=True):
-    """The generation of a read model that serves reads, and its shape."""
-
-    generation: int
-    shape: int
-
-
-class Registry:
-    """The ``projections`` table: which generation of each read model serves reads, which
-    one is being built, and the shape of each."""
-
-    def __init__(self, settings: Settings, datastore: PostgresDatastore) -> None:
-        self.datastore = datastore
-        self.schema = settings.read_schema
-
-    def _sql(self, text: str) -> Composed:
-        return SQL(text).format(Identifier(self.schema))
-
-    def serving(self, model_class: ReadModelClass) -> Serving:
-        """The generation serving reads; if there is none yet, the first one, in the code's
-        shape."""
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                self._sql(
-                    "INSERT INTO {}.projections (name, generation, shape) VALUES (%s, 1, %s)"
-                    " ON CONFLICT (name) DO NOTHING"
-                ),
-                (model_class.name, model_class.shape),
-            )
-            curs.execute(
-                self._sql("SELECT generation, shape FROM {}.projections WHERE name = %s"),
-                (model_class.name,),
-            )
-            row = curs.fetchone()
-            assert row is not None
-            return Serving(generation=row["generation"], shape=row["shape"])
-
-    def building(self, name: str) -> int | None:
-        with self.datastore.transaction() as curs:
-            curs.execute(self._sql("SELECT building FROM {}.projections WHERE name = %s"), (name,))
-            row = curs.fetchone()
-            return row["building"] if row else None
-
-    def check(self, name: str, generation: int, shape: int) -> None:
-        """Raises :class:`Superseded` unless ``generation`` serves or is being built, in
-        ``shape``."""
-        with self.datastore.transaction() as curs:
-            curs.execute(
-                self._sql(
-                    "SELECT generation, shape, building, building_shape FROM {}.projections"
-                    " WHERE name = %s"
-                ),
-                (name,),
-            )
-            check_shaped(curs.fetchone(), name, generation, shape)
-
-    def start_building(self, model_class: ReadModelClass) -> int:
-        """Claims the next generation for a rebuild in the code's shape (a rebuild left
-        unfinished is redone)."""
-        self.serving(model_class)
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                self._sql(
-                    "UPDATE {}.projections SET building = generation + 1, building_shape = %s"
-                    " WHERE name = %s RETURNING building"
-                ),
-                (model_class.shape, model_class.name),
-            )
-            row = curs.fetchone()
-            assert row is not None
-            building: int = row["building"]
-            return building
-
-    def swap(self, name: str, generation: int) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                self._sql(
-                    "UPDATE {}.projections SET generation = building, shape = building_shape,"
-                    " building = NULL, building_shape = NULL, swapped_at = now()"
-                    " WHERE name = %s AND building = %s"
-                ),
-                (name, generation),
-            )
-
-
-def check_shaped(row: DictRow | None, name: str, generation: int, shape: int) -> None:
-    """Raises :class:`Superseded` unless the registry ``row`` of the read model ``name``
-    says that ``generation`` serves or is being built, in ``shape``."""
-    if row is None or generation not in (row["generation"], row["building"]):
-        raise Superseded(f"{name} generation {generation} was replaced")
-    recorded = row["shape"] if generation == row["generation"] else row["building_shape"]
-    if recorded != shape:
-        raise Superseded(f"{name} generation {generation} has shape {recorded}, not {shape}")
-
-
 @dataclass
 class Runner:
     """One generation of one read model, following the log in its own threads."""
@@ -406,25 +310,31 @@ def running(
     shape); a runner superseded by a swap is replaced by one on the new generation. Yields
     a function that checks on the runners (call it regularly) and returns those following
     the log."""
-    followers = {m.name: follow(settings, m, datastore) for m in model_classes}
+    followers: dict[str, Runner | Reshaping | None] = {}
 
     def check() -> list[Runner]:
         for model_class in model_classes:
             current = followers[model_class.name]
             if current is None or (error := current.error()) is None:
                 continue
-            current.close()
+            with suppress(Exception):
+                current.close()
             if not isinstance(error, Superseded | Reshaped):
-                raise error
+                if model_class.essential:
+                    raise error
+                log.error("%s stopped, starting it again: %r", model_class.name, error)
             followers[model_class.name] = follow(settings, model_class, datastore)
         return [f for f in followers.values() if isinstance(f, Runner)]
 
     try:
+        for model_class in model_classes:
+            followers[model_class.name] = follow(settings, model_class, datastore)
         yield check
     finally:
         for follower in followers.values():
             if follower is not None:
-                follower.close()
+                with suppress(Exception):
+                    follower.close()
 
 
 def follow(
@@ -469,6 +379,40 @@ def rebuild(
     """Builds the next generation of a read model, in the code's shape, from the start of
     the log while the serving one keeps answering, swaps it in once it has caught up, and
     drops the old one. Returns the new generation; ``None`` if ``stop`` was set first."""
+    pause = stop or threading.Event()
+    with rebuilding_alone(settings, model_class.name, pause) as alone:
+        if not alone:
+            return None
+        return rebuilt(settings, model_class, datastore, progress, poll_s, pause)
+
+
+@contextmanager
+def rebuilding_alone(settings: Settings, name: str, stop: threading.Event) -> Iterator[bool]:
+    """Holds the read model's rebuild lock (a PostgreSQL advisory lock of the session)
+    until the rebuild ends, waiting for another rebuild of it to end first (two at once
+    would fill one generation twice); ``False`` if ``stop`` was set while waiting."""
+    key = f"{settings.read_schema}:rebuild:{name}"
+    with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
+        while True:
+            row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+            if row and row[0]:
+                break
+            log.warning("%s: waiting for another rebuild of it to end", name)
+            if stop.wait(1.0):
+                yield False
+                return
+        yield True
+
+
+def rebuilt(
+    settings: Settings,
+    model_class: ReadModelClass,
+    datastore: PostgresDatastore,
+    progress: Callable[[int, int], None],
+    poll_s: float,
+    pause: threading.Event,
+) -> int | None:
+    """:func:`rebuild`, its lock held."""
     registry = Registry(settings, datastore)
     old = registry.serving(model_class).generation
     new = registry.start_building(model_class)
@@ -476,7 +420,6 @@ def rebuild(
     fill(settings, model_class, new, datastore)
     runner = start(settings, model_class, new, datastore, indexed=False)
     indexed = False
-    pause = stop or threading.Event()
     try:
         while True:
             error = runner.error()
@@ -512,41 +455,6 @@ def fill(
             model.fill(settings, head)
     finally:
         model.close()
-
-
-def event_time(datastore: PostgresDatastore, settings: Settings, position: int) -> datetime:
-    """When the event stored at ``position`` was recorded."""
-    with datastore.transaction() as curs:
-        curs.execute(
-            SQL(
-                "SELECT (convert_from(state, 'UTF8')::jsonb->>'timestamp')::timestamptz AS at"
-                " FROM {} WHERE notification_id = %s"
-            ).format(Identifier(settings.pg_schema, "ledger_events")),
-            (position,),
-        )
-        row = curs.fetchone()
-    assert row is not None, f"no event is stored at {position}"
-    at: datetime = row["at"]
-    return at
-
-
-def log_head(
-    datastore: PostgresDatastore, settings: Settings, topics: Sequence[str] | None = None
-) -> int:
-    """The notification id of the newest stored event (of ``topics``, if any given)."""
-    events = Identifier(settings.pg_schema, "ledger_events")
-    with datastore.transaction() as curs:
-        if not topics:
-            curs.execute(SQL("SELECT max(notification_id) AS head FROM {}").format(events))
-        else:
-            curs.execute(
-                SQL("SELECT max(notification_id) AS head FROM {} WHERE topic = ANY(%s)").format(
-                    events
-                ),
-                (list(topics),),
-            )
-        row = curs.fetchone()
-        return int(row["head"] or 0) if row else 0
 
 
 def discard(

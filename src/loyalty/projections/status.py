@@ -13,7 +13,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from loyalty.projections.runner import Progress, ReadModelClass, Registry, log_head, serving_model
+from loyalty.projections.log import log_head
+from loyalty.projections.registry import Registry
+from loyalty.projections.runner import Progress, ReadModelClass, serving_model
 from loyalty.settings import Settings
 
 

@@ -8,22 +8,26 @@ rows, the progress and the tracking position.
 
 from __future__ import annotations
 
+import os
 import re
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
 import msgspec
+import psycopg
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from loyalty.projections.feed import Fact
-from loyalty.projections.runner import Progress, ReadModel, check_shaped
+from loyalty.projections.registry import check_shaped
+from loyalty.projections.runner import Progress, ReadModel
 from loyalty.projections.shapes import code_shape, refuse_other_shape
 from loyalty.settings import Settings
 
@@ -142,13 +146,36 @@ class TableModel(ReadModel):
                 )
 
 
+FILL_RANGE = 250_000
+"""Notification ids per range of a bulk fill."""
+
+
+def in_ranges(
+    settings: Settings, head: int, fill_range: Callable[[Cursor[DictRow], int, int], int]
+) -> int:
+    """Runs ``fill_range(cursor, after, through)`` over the log up to ``head``, range by
+    range, one range per core at a time, each in a transaction of its own connection;
+    the sum of what they return."""
+
+    def one(after: int) -> int:
+        with (
+            psycopg.connect(settings.conninfo(), row_factory=dict_row) as conn,
+            conn.cursor() as curs,
+        ):
+            curs.execute("SET LOCAL synchronous_commit = off")
+            return fill_range(curs, after, min(after + FILL_RANGE, head))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return sum(pool.map(one, range(0, head, FILL_RANGE)))
+
+
 def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """Rows as columns, for ``unnest`` of arrays."""
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 def check_generation(curs: Cursor[DictRow], tables: Tables, shape: int) -> None:
-    """Raises :class:`~loyalty.projections.runner.Superseded` unless ``tables`` serve reads
+    """Raises :class:`~loyalty.projections.registry.Superseded` unless ``tables`` serve reads
     or are being built, in ``shape``; holds the registry row so that a swap waits for this
     batch."""
     curs.execute(

@@ -17,9 +17,10 @@ from loyalty.commands.auth import Session
 from loyalty.domain.errors import InvalidQuery, NotCaughtUp, UnknownPosition
 from loyalty.domain.network import Network, NodeKind
 from loyalty.projections.analytics import Comparison, Dimension, Grain, RevenueQuery, revenue
+from loyalty.projections.log import log_head
 from loyalty.projections.models import followers
 from loyalty.projections.revenue import Revenue
-from loyalty.projections.runner import ReadModel, log_head
+from loyalty.projections.runner import ReadModel
 from loyalty.projections.status import ProjectionStatus, status_of, wait_until
 from loyalty.projections.tables import serving_tables
 
