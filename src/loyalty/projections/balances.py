@@ -198,7 +198,7 @@ class Balances(TableModel):
             curs.execute(history, (after, through, MOVEMENTS))
             return curs.rowcount
 
-        applied += in_ranges(settings, head, fill_range)
+        applied += sum(in_ranges(settings, head, fill_range))
         newest = event_time(self.view.datastore, settings, head)
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("SET LOCAL work_mem = {}").format(BULK_MEMORY))

@@ -9,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from psycopg import Cursor
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from loyalty.adapters.documents import Body, DocumentChange
@@ -17,6 +19,7 @@ from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
 from loyalty.projections.documents import DocumentModel
 from loyalty.projections.feed import Fact, topic_of
+from loyalty.projections.tables import in_ranges
 from loyalty.rules.schedule import local_time
 from loyalty.settings import Settings
 
@@ -45,7 +48,7 @@ FROM (
     FROM (
         SELECT j->'movement' AS m, j->'derivation'->'transactions' AS transactions
         FROM (SELECT convert_from(state, 'UTF8')::jsonb AS j FROM {events}
-              WHERE notification_id <= %s AND topic = %s) stored
+              WHERE notification_id > %s AND notification_id <= %s AND topic = %s) stored
     ) recorded
     WHERE jsonb_typeof(m->'location') = 'object'
 ) movements
@@ -57,8 +60,8 @@ CROSS JOIN LATERAL (
 ) p
 GROUP BY store, month
 """
-"""Every store's months of the log up to a position, summed by PostgreSQL where the
-movements are stored (in parallel over the table when it sees fit)."""
+"""Every store's months of a range of the log, summed by PostgreSQL where the movements are
+stored."""
 
 
 class Dashboard(DocumentModel):
@@ -67,27 +70,31 @@ class Dashboard(DocumentModel):
 
     def bulk_changes(self, settings: Settings, head: int) -> tuple[list[DocumentChange], int]:
         """Every store's month document of the log up to ``head``, summed in the database."""
-        events = Identifier(settings.pg_schema, "ledger_events")
-        with self.registry.datastore.transaction() as curs:
-            curs.execute(
-                SQL(STORE_MONTHS_OF_THE_LOG).format(events=events),
-                (head, topic_of(Account.MovementRecorded)),
-            )
-            rows = curs.fetchall()
+        statement = SQL(STORE_MONTHS_OF_THE_LOG).format(
+            events=Identifier(settings.pg_schema, "ledger_events")
+        )
+
+        def store_months(curs: Cursor[DictRow], after: int, through: int) -> list[DictRow]:
+            curs.execute(statement, (after, through, topic_of(Account.MovementRecorded)))
+            return curs.fetchall()
+
+        deltas: dict[tuple[str, str], list[Any]] = {}
+        events = 0
+        for rows in in_ranges(settings, head, store_months):
+            for row in rows:
+                delta = deltas.setdefault((row["store"], row["month"]), [Decimal(0), 0, 0, 0])
+                for i, figure in enumerate(("revenue", "receipts", "issued", "redeemed")):
+                    delta[i] += row[figure]
+                events += row["events"]
         changes = [
             DocumentChange(
                 collection=STORE_MONTHS,
-                key=key_of(row["store"], row["month"]),
-                body=added(
-                    None,
-                    row["store"],
-                    row["month"],
-                    [row["revenue"], row["receipts"], row["issued"], row["redeemed"]],
-                ),
+                key=key_of(store, month),
+                body=added(None, store, month, delta),
             )
-            for row in rows
+            for (store, month), delta in sorted(deltas.items())
         ]
-        return changes, sum(row["events"] for row in rows)
+        return changes, events
 
     def changes(self, facts: Sequence[Fact]) -> list[DocumentChange]:
         deltas: dict[tuple[str, str], list[Any]] = {}

@@ -250,7 +250,7 @@ class Revenue(TableModel):
             row = curs.fetchone()
             return int(row["count"]) if row else 0
 
-        filled = in_ranges(settings, head, fill_range)
+        filled = sum(in_ranges(settings, head, fill_range))
         newest = event_time(self.view.datastore, settings, head)
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("SET LOCAL work_mem = {}").format(BULK_MEMORY))

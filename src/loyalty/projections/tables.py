@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import msgspec
 import psycopg
@@ -146,18 +146,20 @@ class TableModel(ReadModel):
                 )
 
 
+T = TypeVar("T")
+
 FILL_RANGE = 250_000
 """Notification ids per range of a bulk fill."""
 
 
 def in_ranges(
-    settings: Settings, head: int, fill_range: Callable[[Cursor[DictRow], int, int], int]
-) -> int:
+    settings: Settings, head: int, fill_range: Callable[[Cursor[DictRow], int, int], T]
+) -> list[T]:
     """Runs ``fill_range(cursor, after, through)`` over the log up to ``head``, range by
     range, one range per core at a time, each in a transaction of its own connection;
-    the sum of what they return."""
+    what they return, in the log's order."""
 
-    def one(after: int) -> int:
+    def one(after: int) -> T:
         with (
             psycopg.connect(settings.conninfo(), row_factory=dict_row) as conn,
             conn.cursor() as curs,
@@ -166,7 +168,7 @@ def in_ranges(
             return fill_range(curs, after, min(after + FILL_RANGE, head))
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return sum(pool.map(one, range(0, head, FILL_RANGE)))
+        return list(pool.map(one, range(0, head, FILL_RANGE)))
 
 
 def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
