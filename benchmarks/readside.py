@@ -568,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
             chain = args.chain
             manifest = msgspec.json.decode((chain / "manifest.json").read_bytes(), type=Manifest)
             settings = msgspec.structs.replace(base, pg_db=args.reuse, pg_schema="loyalty")
+            apply_migrations(settings)  # those added since the database was loaded
             machine = describe_machine(settings.conninfo())
             measure(settings, manifest, chain, args, workdir, results)
         else:
