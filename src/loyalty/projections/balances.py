@@ -10,29 +10,19 @@ do not expire in this ledger, so no expiry column is kept.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import Tracking
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL
 
 from loyalty.projections import feed
-from loyalty.projections.feed import CUSTOMER_TOPICS, RAW_MOVEMENTS, Fact, LedgerFeed, fact_of
-from loyalty.projections.log import event_time
-from loyalty.projections.tables import (
-    BULK_MEMORY,
-    TableModel,
-    columns,
-    in_ranges,
-    record_position,
-)
-from loyalty.settings import Settings
+from loyalty.projections.feed import CUSTOMER_TOPICS, Fact
+from loyalty.projections.tables import TableModel, columns
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS {accounts} ("
@@ -64,57 +54,6 @@ INDEXES = (
 )
 
 _encoder = msgspec.json.Encoder()
-
-HISTORY_OF_THE_LOG = """
-INSERT INTO {history} (account_id, version, customer_id, movement_id, type, card,
-                       occurred_at, store, amount, points_delta, credits_delta, points_after,
-                       credits_after, transactions)
-SELECT e.originator_id, e.originator_version, a.customer_id, m->>'movement_id', m->>'type',
-       m->>'card', (m->>'occurred_at')::timestamptz,
-       CASE WHEN jsonb_typeof(m->'location') = 'object' THEN m->'location'->'path'->>-2 END,
-       (m->>'amount')::numeric, coalesce((d->>'points_delta')::bigint, 0),
-       coalesce((d->>'credits_delta')::numeric, 0), (j->>'points_after')::bigint,
-       (j->>'credits_after')::numeric,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', x->'kind', 'amount', x->'amount',
-                                                     'promotion', x->'promotion') ORDER BY n),
-                        '[]'::jsonb)
-        FROM jsonb_array_elements(d->'transactions') WITH ORDINALITY AS t(x, n))
-FROM (
-    SELECT originator_id, originator_version, j, j->'movement' AS m, j->'derivation' AS d
-    FROM (SELECT originator_id, originator_version, convert_from(state, 'UTF8')::jsonb AS j
-          FROM {events} WHERE notification_id > %s AND notification_id <= %s AND topic = %s) s
-) e
-JOIN {accounts} a ON a.account_id = e.originator_id
-"""
-"""The history rows of the movements of a range of the log, as :func:`history_row` makes
-them, extracted by PostgreSQL where the movements are stored."""
-
-TOTALS_OF_THE_HISTORY = """
-UPDATE {accounts} AS a SET points = t.points, credits = t.credits, earned = t.earned,
-    spent = t.spent, movements = t.movements, last_movement_at = t.last_at,
-    last_movement_id = t.last_id
-FROM (
-    SELECT h.account_id, sum(h.points_delta) AS points, sum(h.credits_delta) AS credits,
-           sum(p.earned) AS earned, sum(p.spent) AS spent, count(*) AS movements,
-           (array_agg(h.occurred_at ORDER BY h.version DESC))[1] AS last_at,
-           (array_agg(h.movement_id ORDER BY h.version DESC))[1] AS last_id
-    FROM {history} h
-    CROSS JOIN LATERAL (
-        SELECT coalesce(sum(x.points) FILTER (WHERE x.points > 0), 0) AS earned,
-               coalesce(-sum(x.points) FILTER (WHERE x.points < 0), 0) AS spent
-        FROM (SELECT (t->>'amount')::numeric::bigint AS points
-              FROM jsonb_array_elements(h.transactions) t WHERE t->>'kind' = 'points') x
-    ) p
-    GROUP BY h.account_id
-) t
-WHERE a.account_id = t.account_id
-"""
-"""Every account's totals, from its history (after a bulk fill), as :func:`add_movement`
-adds them up."""
-
-FILL_BATCH = 5_000
-"""Cards', customers' and accounts' events applied at a time by a bulk fill."""
-MOVEMENTS = RAW_MOVEMENTS
 
 
 class AccountTotals(msgspec.Struct, kw_only=True):
@@ -173,44 +112,6 @@ class Balances(TableModel):
         ) as copy:
             for row in history:
                 copy.write_row((row[0], row[1], owners[row[0]], *row[2:]))
-
-    def fill(self, settings: Settings, head: int) -> int:
-        """Fills this fresh generation with the log up to ``head`` in bulk: cards,
-        customers and accounts decoded and applied as a batch is (few, small events), then
-        the movements' history extracted by PostgreSQL, range by range, one range per core
-        at a time, and every account's totals summed from it at once; ``head`` is recorded
-        last, so a crash halfway leaves a generation without a position, which a rebuild
-        discards."""
-        events = Identifier(settings.pg_schema, "ledger_events")
-        started = time.monotonic()
-        entities = [t for t in CUSTOMER_TOPICS if t != MOVEMENTS]
-        applied = 0
-        with self.view.datastore.transaction(commit=True) as curs:
-            curs.execute("SET LOCAL synchronous_commit = off")
-            for facts in entity_facts(curs, events, entities, head):
-                self.apply(curs, facts)
-                applied += len(facts)
-        history = SQL(HISTORY_OF_THE_LOG).format(
-            history=self.tables("history"), accounts=self.tables("accounts"), events=events
-        )
-
-        def fill_range(curs: Cursor[DictRow], after: int, through: int) -> int:
-            curs.execute(history, (after, through, MOVEMENTS))
-            return curs.rowcount
-
-        applied += sum(in_ranges(settings, head, fill_range))
-        newest = event_time(self.view.datastore, settings, head)
-        with self.view.datastore.transaction(commit=True) as curs:
-            curs.execute(SQL("SET LOCAL work_mem = {}").format(BULK_MEMORY))
-            curs.execute(
-                SQL(TOTALS_OF_THE_HISTORY).format(
-                    accounts=self.tables("accounts"), history=self.tables("history")
-                )
-            )
-            seconds = time.monotonic() - started
-            record_position(curs, self.tables, head, newest, applied, seconds)
-            self.view._insert_tracking(curs, Tracking(LedgerFeed.name, head))
-        return applied
 
     def write_accounts(
         self,
@@ -348,23 +249,3 @@ def card_change(body: Any) -> tuple[str, str | None]:
     if isinstance(body, feed.CardReplaced):
         return "replaced", body.successor
     return "active", None
-
-
-def entity_facts(
-    curs: Cursor[DictRow], events: Identifier, topics: list[str], head: int
-) -> Iterator[list[Fact]]:
-    """The stored events of ``topics`` up to ``head``, decoded, a batch at a time."""
-    with curs.connection.cursor(name="entities") as stored:
-        stored.itersize = FILL_BATCH
-        stored.execute(
-            SQL(
-                "SELECT originator_id, originator_version, topic, state FROM {}"
-                " WHERE notification_id <= %s AND topic = ANY(%s) ORDER BY notification_id"
-            ).format(events),
-            (head, topics),
-        )
-        while rows := stored.fetchmany(FILL_BATCH):
-            yield [
-                fact_of(r["originator_id"], r["originator_version"], r["topic"], r["state"])
-                for r in rows
-            ]
