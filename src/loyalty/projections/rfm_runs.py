@@ -78,6 +78,17 @@ class RunView(msgspec.Struct, frozen=True, kw_only=True):
     computed_at: datetime
 
 
+PURCHASES_SCHEMA = pl.Schema(
+    {
+        "customer_id": pl.String(),
+        "last_purchase_on": pl.Date(),
+        "purchases": pl.Int64(),
+        "spend": pl.Decimal(38, 2),
+    }
+)
+"""What :func:`purchases_as_of` gives: one row per customer who purchased."""
+
+
 def purchases_as_of(curs: Cursor[DictRow], tables: Tables, as_of: date) -> pl.DataFrame:
     """Per customer who purchased by ``as_of``: last purchase day, purchases, net spend."""
     data = bytearray()
@@ -116,21 +127,18 @@ def digest_of(scored: pl.DataFrame) -> str:
 
 def compute_run(ledger: Ledger, settings: Settings, parameters: RfmParameters, by: str) -> RunView:
     """Scores every customer as of ``parameters.as_of`` from the revenue facts the read
-    side holds now; the stored run if these facts were scored so already."""
+    side holds now; the stored run if these facts were scored so already.
+
+    The facts and the previous run are read in one snapshot; scoring and recording in the
+    ledger happen with no transaction open (they take seconds for a million customers,
+    past the server's idle-in-transaction timeout); the run is stored last, once."""
     check_parameters(parameters)
-    schema = Identifier(settings.read_schema)
-    with ledger.ledger_recorder.datastore.transaction(commit=True) as curs:
+    datastore = ledger.ledger_recorder.datastore
+    with datastore.transaction(commit=False) as curs:
         curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         tables = serving_tables(curs, settings, Revenue.name)
         position = 0
-        frame = pl.DataFrame(
-            schema={
-                "customer_id": pl.String,
-                "last_purchase_on": pl.Date,
-                "purchases": pl.Int64,
-                "spend": pl.Decimal(38, 2),
-            }
-        )
+        frame = pl.DataFrame(schema=PURCHASES_SCHEMA)
         if tables is not None:
             curs.execute(SQL("SELECT position FROM {} WHERE id = 1").format(tables("progress")))
             row = curs.fetchone()
@@ -140,44 +148,66 @@ def compute_run(ledger: Ledger, settings: Settings, parameters: RfmParameters, b
         stored = find_run(curs, settings, run_id)
         if stored is not None:
             return stored
-        scored = scores(frame, parameters)
         previous = latest_run_id(curs, settings)
-        changes = segment_changes(previous_segments(curs, settings, previous), scored)
-        sizes = tuple(
-            SegmentSize(segment=segment, customers=customers)
-            for segment, customers in segment_sizes(scored, parameters.rules).iter_rows()
-        )
-        digest = digest_of(scored)
-        record(ledger, run_id, parameters, position, previous, sizes, digest, by, changes)
-        curs.execute(
-            SQL(
-                "INSERT INTO {}.rfm_runs (run_id, as_of, parameters, position, previous,"
-                " customers, sizes, digest, computed_by)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            ).format(schema),
-            (
-                run_id,
-                parameters.as_of,
-                _encoder.encode(parameters).decode(),
-                position,
-                previous,
-                scored.height,
-                _encoder.encode(sizes).decode(),
-                digest,
-                by,
-            ),
-        )
-        with curs.copy(
-            SQL(
-                "COPY {}.rfm_scores (run_id, customer_id, recency_days, frequency, monetary,"
-                " r, f, m, fm, segment) FROM STDIN WITH (FORMAT csv)"
-            ).format(schema)
-        ) as copy:
-            rows = scored.select(pl.lit(str(run_id)).alias("run_id"), *SCORED_COLUMNS)
-            copy.write(rows.write_csv(include_header=False))
+        before = previous_segments(curs, settings, previous)
+    scored = scores(frame, parameters)
+    changes = segment_changes(before, scored)
+    sizes = tuple(
+        SegmentSize(segment=segment, customers=customers)
+        for segment, customers in segment_sizes(scored, parameters.rules).iter_rows()
+    )
+    digest = digest_of(scored)
+    record(ledger, run_id, parameters, position, previous, sizes, digest, by, changes)
+    with datastore.transaction(commit=True) as curs:
+        store_run(curs, settings, run_id, parameters, position, previous, sizes, digest, by, scored)
         found = find_run(curs, settings, run_id)
     assert found is not None
     return found
+
+
+def store_run(
+    curs: Cursor[DictRow],
+    settings: Settings,
+    run_id: UUID,
+    parameters: RfmParameters,
+    position: int,
+    previous: UUID | None,
+    sizes: tuple[SegmentSize, ...],
+    digest: str,
+    by: str,
+    scored: pl.DataFrame,
+) -> None:
+    """The run and its scores in the read schema, unless a run computed at the same time
+    stored them first."""
+    schema = Identifier(settings.read_schema)
+    curs.execute(
+        SQL(
+            "INSERT INTO {}.rfm_runs (run_id, as_of, parameters, position, previous,"
+            " customers, sizes, digest, computed_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO NOTHING"
+        ).format(schema),
+        (
+            run_id,
+            parameters.as_of,
+            _encoder.encode(parameters).decode(),
+            position,
+            previous,
+            scored.height,
+            _encoder.encode(sizes).decode(),
+            digest,
+            by,
+        ),
+    )
+    if curs.rowcount == 0:
+        return
+    with curs.copy(
+        SQL(
+            "COPY {}.rfm_scores (run_id, customer_id, recency_days, frequency, monetary,"
+            " r, f, m, fm, segment) FROM STDIN WITH (FORMAT csv)"
+        ).format(schema)
+    ) as copy:
+        rows = scored.select(pl.lit(str(run_id)).alias("run_id"), *SCORED_COLUMNS)
+        copy.write(rows.write_csv(include_header=False))
 
 
 def record(

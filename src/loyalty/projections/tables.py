@@ -157,7 +157,9 @@ def in_ranges(
 ) -> list[T]:
     """Runs ``fill_range(cursor, after, through)`` over the log up to ``head``, range by
     range, one range per core at a time, each in a transaction of its own connection;
-    what they return, in the log's order."""
+    what they return, in the log's order. The ranges are the parallelism: a range's
+    statement runs without parallel workers (which would pass every parsed row through
+    a queue to the one that sums them)."""
 
     def one(after: int) -> T:
         with (
@@ -165,6 +167,7 @@ def in_ranges(
             conn.cursor() as curs,
         ):
             curs.execute("SET LOCAL synchronous_commit = off")
+            curs.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             return fill_range(curs, after, min(after + FILL_RANGE, head))
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
