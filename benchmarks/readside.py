@@ -131,6 +131,8 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
         **os.environ,
         "LOYALTY_PG_DB": settings.pg_db,
         "LOYALTY_PG_SCHEMA": settings.pg_schema,
+        "LOYALTY_NATS_STREAM": settings.events_stream,
+        "LOYALTY_NATS_SUBJECT": settings.events_subject,
         "LOYALTY_TWO_FACTOR_ROLES": "",
         **extra,
     }
@@ -569,7 +571,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.reuse:
             chain = args.chain
             manifest = msgspec.json.decode((chain / "manifest.json").read_bytes(), type=Manifest)
-            settings = msgspec.structs.replace(base, pg_db=args.reuse, pg_schema="loyalty")
+            settings = msgspec.structs.replace(
+                base,
+                pg_db=args.reuse,
+                pg_schema="loyalty",
+                nats_stream=args.reuse.upper(),
+                nats_subject=f"{args.reuse}.events",
+            )
             apply_migrations(settings)  # those added since the database was loaded
             machine = describe_machine(settings.conninfo())
             measure(settings, manifest, chain, args, workdir, results)

@@ -6,6 +6,7 @@ cores busy, WAL written) that ``benchmarks.run`` prints and stores.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import nats
 import psycopg
 from eventsourcing.application import AggregateNotFoundError
+from nats.js.errors import NotFoundError
 from psycopg import sql
 
 from benchmarks.system import CpuWindow, wal_delta, wal_snapshot
@@ -89,8 +92,15 @@ def bench_database(base: Settings, keep: bool = False) -> Iterator[Settings]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     log(f"created database {name}")
+    settings = msgspec.structs.replace(
+        base,
+        pg_db=name,
+        pg_schema="loyalty",
+        nats_stream=name.upper(),
+        nats_subject=f"{name}.events",
+    )
     try:
-        yield msgspec.structs.replace(base, pg_db=name, pg_schema="loyalty")
+        yield settings
     finally:
         if keep:
             log(f"kept database {name} (--keep-db)")
@@ -99,7 +109,24 @@ def bench_database(base: Settings, keep: bool = False) -> Iterator[Settings]:
                 conn.execute(
                     sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
-            log(f"dropped database {name}")
+            delete_stream(settings)
+            log(f"dropped database {name} and its event stream")
+
+
+def delete_stream(settings: Settings) -> None:
+    """Deletes the event stream of a benchmark's deployment, if it was created."""
+
+    async def delete() -> None:
+        client = await nats.connect(settings.nats_url, max_reconnect_attempts=1)
+        try:
+            await client.jetstream().delete_stream(settings.events_stream)
+        except NotFoundError:
+            pass
+        finally:
+            await client.close()
+
+    if settings.nats_url:
+        asyncio.run(delete())
 
 
 @dataclass
@@ -287,6 +314,8 @@ def server(settings: Settings, workdir: Path) -> Iterator[tuple[subprocess.Popen
         **os.environ,
         "LOYALTY_PG_DB": settings.pg_db,
         "LOYALTY_PG_SCHEMA": settings.pg_schema,
+        "LOYALTY_NATS_STREAM": settings.events_stream,
+        "LOYALTY_NATS_SUBJECT": settings.events_subject,
         "LOYALTY_HTTP_HOST": "127.0.0.1",
         "LOYALTY_HTTP_PORT": str(port),
     }
@@ -417,6 +446,8 @@ def ingest_vs_copy(
             **os.environ,
             "LOYALTY_PG_DB": setup.settings.pg_db,
             "LOYALTY_PG_SCHEMA": setup.settings.pg_schema,
+            "LOYALTY_NATS_STREAM": setup.settings.events_stream,
+            "LOYALTY_NATS_SUBJECT": setup.settings.events_subject,
         },
         capture_output=True,
         check=False,
