@@ -3,12 +3,10 @@ checked against the ledger, rebuilt identically, nothing personal in them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import msgspec
 import pytest
 
 from loyalty.bootstrap import Services
@@ -20,19 +18,8 @@ from loyalty.projections.customer360 import CUSTOMERS, Customer360
 from loyalty.projections.registry import Registry
 from loyalty.projections.runner import read_datastore, rebuild
 from loyalty.settings import Settings
-from tests.adapters.mongo import mongo_url as mongo_url
 from tests.builders import START, Clock, line, program, purchase, return_of
 from tests.projections.reading import caught_up
-
-
-@pytest.fixture(params=["postgres", "mongodb"])
-def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settings]:
-    """The test's settings with documents in PostgreSQL or in MongoDB."""
-    if request.param == "postgres":
-        yield settings
-        return
-    url: str = request.getfixturevalue("mongo_url")
-    yield msgspec.structs.replace(settings, document_store="mongodb", mongo_url=url)
 
 
 def document(settings: Settings, card: str) -> dict[str, Any] | None:

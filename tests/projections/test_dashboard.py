@@ -4,11 +4,9 @@ runner built event by event."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import msgspec
 import pytest
 
 from loyalty.adapters.documents import DocumentQuery
@@ -16,19 +14,8 @@ from loyalty.bootstrap import Services
 from loyalty.projections.dashboard import STORE_MONTHS, Dashboard
 from loyalty.projections.runner import read_datastore, rebuild, serving_model
 from loyalty.settings import Settings
-from tests.adapters.mongo import mongo_url as mongo_url
 from tests.builders import START, Clock, line, program, purchase, return_of
 from tests.projections.reading import caught_up
-
-
-@pytest.fixture(params=["postgres", "mongodb"])
-def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settings]:
-    """The test's settings with documents in PostgreSQL or in MongoDB."""
-    if request.param == "postgres":
-        yield settings
-        return
-    url: str = request.getfixturevalue("mongo_url")
-    yield msgspec.structs.replace(settings, document_store="mongodb", mongo_url=url)
 
 
 def documents(settings: Settings) -> list[dict[str, Any]]:

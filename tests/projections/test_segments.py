@@ -3,11 +3,7 @@ MongoDB alike): each run's sizes and every customer's latest segment."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-
-import msgspec
-import pytest
 
 from loyalty.bootstrap import Services
 from loyalty.domain import ids
@@ -18,19 +14,9 @@ from loyalty.projections.rfm_runs import compute_run
 from loyalty.projections.runner import read_datastore
 from loyalty.projections.segments import CUSTOMERS, RUNS, SegmentSnapshots
 from loyalty.settings import Settings
-from tests.adapters.mongo import mongo_url as mongo_url
 from tests.builders import Clock, line, program, purchase
 from tests.projections.reading import caught_up
 from tests.projections.test_rfm_runs import AS_OF, FIXED, post_all, spending
-
-
-@pytest.fixture(params=["postgres", "mongodb"])
-def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settings]:
-    if request.param == "postgres":
-        yield settings
-        return
-    url: str = request.getfixturevalue("mongo_url")
-    yield msgspec.structs.replace(settings, document_store="mongodb", mongo_url=url)
 
 
 def snapshot(settings: Settings, collection: str, key: str) -> dict[str, object] | None:
