@@ -156,27 +156,36 @@ def compute_run(ledger: Ledger, settings: Settings, parameters: RfmParameters, b
         SegmentSize(segment=segment, customers=customers)
         for segment, customers in segment_sizes(scored, parameters.rules).iter_rows()
     )
-    digest = digest_of(scored)
-    record(ledger, run_id, parameters, position, previous, sizes, digest, by, changes)
+    run = Run(
+        run_id=run_id,
+        parameters=parameters,
+        position=position,
+        previous=previous,
+        sizes=sizes,
+        digest=digest_of(scored),
+        by=by,
+    )
+    record(ledger, run, changes)
     with datastore.transaction(commit=True) as curs:
-        store_run(curs, settings, run_id, parameters, position, previous, sizes, digest, by, scored)
+        store_run(curs, settings, run, scored)
         found = find_run(curs, settings, run_id)
     assert found is not None
     return found
 
 
-def store_run(
-    curs: Cursor[DictRow],
-    settings: Settings,
-    run_id: UUID,
-    parameters: RfmParameters,
-    position: int,
-    previous: UUID | None,
-    sizes: tuple[SegmentSize, ...],
-    digest: str,
-    by: str,
-    scored: pl.DataFrame,
-) -> None:
+class Run(msgspec.Struct, frozen=True, kw_only=True):
+    """What a run records in the ledger and stores beside its scores."""
+
+    run_id: UUID
+    parameters: RfmParameters
+    position: int
+    previous: UUID | None
+    sizes: tuple[SegmentSize, ...]
+    digest: str
+    by: str
+
+
+def store_run(curs: Cursor[DictRow], settings: Settings, run: Run, scored: pl.DataFrame) -> None:
     """The run and its scores in the read schema, unless a run computed at the same time
     stored them first."""
     schema = Identifier(settings.read_schema)
@@ -187,15 +196,15 @@ def store_run(
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO NOTHING"
         ).format(schema),
         (
-            run_id,
-            parameters.as_of,
-            _encoder.encode(parameters).decode(),
-            position,
-            previous,
+            run.run_id,
+            run.parameters.as_of,
+            _encoder.encode(run.parameters).decode(),
+            run.position,
+            run.previous,
             scored.height,
-            _encoder.encode(sizes).decode(),
-            digest,
-            by,
+            _encoder.encode(run.sizes).decode(),
+            run.digest,
+            run.by,
         ),
     )
     if curs.rowcount == 0:
@@ -206,40 +215,30 @@ def store_run(
             " r, f, m, fm, segment) FROM STDIN WITH (FORMAT csv)"
         ).format(schema)
     ) as copy:
-        rows = scored.select(pl.lit(str(run_id)).alias("run_id"), *SCORED_COLUMNS)
+        rows = scored.select(pl.lit(str(run.run_id)).alias("run_id"), *SCORED_COLUMNS)
         copy.write(rows.write_csv(include_header=False))
 
 
-def record(
-    ledger: Ledger,
-    run_id: UUID,
-    parameters: RfmParameters,
-    position: int,
-    previous: UUID | None,
-    sizes: tuple[SegmentSize, ...],
-    digest: str,
-    by: str,
-    changes: pl.DataFrame,
-) -> None:
+def record(ledger: Ledger, run: Run, changes: pl.DataFrame) -> None:
     """The run and its segment changes, as events of one ledger transaction (already
     recorded by an earlier attempt whose rows were not written: nothing to add)."""
-    run = RfmRun.compute(
-        run_id=run_id,
-        parameters=parameters,
-        position=position,
-        previous=previous,
-        sizes=sizes,
-        digest=digest,
-        by=by,
+    recorded = RfmRun.compute(
+        run_id=run.run_id,
+        parameters=run.parameters,
+        position=run.position,
+        previous=run.previous,
+        sizes=run.sizes,
+        digest=run.digest,
+        by=run.by,
     )
     rows = [
         SegmentChange(customer_id=UUID(customer), before=before, after=after)
         for customer, before, after in changes.iter_rows()
     ]
     for start in range(0, len(rows), CHUNK):
-        run.record_changes(tuple(rows[start : start + CHUNK]))
+        recorded.record_changes(tuple(rows[start : start + CHUNK]))
     with suppress(IntegrityError):
-        ledger.save(run)
+        ledger.save(recorded)
 
 
 def previous_segments(
