@@ -9,11 +9,9 @@ from datetime import UTC, datetime
 
 import msgspec
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Cursor
-from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from loyalty.projections.log import log_head
+from loyalty.projections.log import event_time, log_head
 from loyalty.projections.registry import Registry
 from loyalty.projections.runner import Progress, ReadModelClass, serving_model
 from loyalty.settings import Settings
@@ -47,8 +45,7 @@ def status_of(
     serving = registry.serving(model_class)
     progress = progress_of(settings, datastore, model_class, serving.generation)
     position = progress.position if progress else 0
-    with datastore.transaction() as curs:
-        lag_events, oldest = pending(curs, settings, model_class.topics, position)
+    lag_events, oldest = pending(datastore, settings, model_class.topics, position)
     now = datetime.now(UTC)
     return ProjectionStatus(
         name=model_class.name,
@@ -94,30 +91,22 @@ def topics_of(topics: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def pending(
-    curs: Cursor[DictRow], settings: Settings, topics: Sequence[str], position: int
+    datastore: PostgresDatastore, settings: Settings, topics: Sequence[str], position: int
 ) -> tuple[int, datetime | None]:
     """How many events of ``topics`` (none: of any topic) lie past ``position``, and when
     the oldest of them was recorded."""
-    events = Identifier(settings.pg_schema, "ledger_events")
-    curs.execute(
-        SQL(
-            "SELECT count(*) AS lag, min(notification_id) AS first FROM {}"
-            " WHERE notification_id > %s AND " + OF_TOPICS
-        ).format(events),
-        (position, *topics_of(topics)),
-    )
-    row = curs.fetchone()
+    with datastore.transaction() as curs:
+        curs.execute(
+            SQL(
+                "SELECT count(*) AS lag, min(notification_id) AS first FROM {}"
+                " WHERE notification_id > %s AND " + OF_TOPICS
+            ).format(Identifier(settings.pg_schema, "ledger_events")),
+            (position, *topics_of(topics)),
+        )
+        row = curs.fetchone()
     if row is None or not row["lag"]:
         return 0, None
-    curs.execute(
-        SQL(
-            "SELECT (convert_from(state, 'UTF8')::jsonb ->> 'timestamp')::timestamptz AS at"
-            " FROM {} WHERE notification_id = %s"
-        ).format(events),
-        (row["first"],),
-    )
-    first = curs.fetchone()
-    return int(row["lag"]), first["at"] if first else None
+    return int(row["lag"]), event_time(datastore, settings, row["first"])
 
 
 def applied_through(
