@@ -137,6 +137,14 @@ def add_privacy_commands(parser: argparse.ArgumentParser) -> None:
 def add_projection_commands(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(required=True, metavar="ACTION")
     cmd = actions.add_parser("run", help="follow the log and keep every read model up to date")
+    cmd.add_argument(
+        "--only",
+        type=lambda names: names.split(","),
+        default=None,
+        metavar="NAME[,NAME]",
+        help="follow only these, without the scheduled RFM and cluster runs (default: every"
+        " read model, the scheduled runs, and the publication to NATS in a process of its own)",
+    )
     cmd.set_defaults(handler=projections_run)
     cmd = actions.add_parser("status", help="each read model's position, lag, rate and shape")
     cmd.add_argument("--json", action="store_true", help="print JSON lines")
@@ -235,22 +243,28 @@ def read_model(name: str, settings: Settings) -> type[ReadModel]:
     return found[name]
 
 
-def projections_run(_: argparse.Namespace, settings: Settings) -> int:
+def projections_run(args: argparse.Namespace, settings: Settings) -> int:
     """Runs until interrupted (SIGINT or SIGTERM), then applies what it holds and stops;
     recomputes RFM with the saved parameters every ``LOYALTY_RFM_INTERVAL_H`` and the
-    dynamic clusters' members every ``LOYALTY_CLUSTER_INTERVAL_H``."""
+    dynamic clusters' members every ``LOYALTY_CLUSTER_INTERVAL_H``. Followers whose class
+    asks for it (the publication) run in child processes, unless they alone are asked for.
+    ``--only`` splits the followers across processes or machines: the scheduled runs
+    belong to the run without it."""
     from loyalty.commands.ledger import Ledger
     from loyalty.commands.memberships import evaluate_dynamic_clusters
     from loyalty.commands.periodic import Periodic
     from loyalty.projections.models import followers
+    from loyalty.projections.processes import apart
     from loyalty.projections.rfm_runs import scheduled_run
     from loyalty.projections.runner import read_datastore, running
 
+    models = [read_model(name, settings) for name in args.only or followers(settings)]
+    elsewhere = [m for m in models if m.own_process] if len(models) > 1 else []
+    here = [m for m in models if m not in elsewhere]
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    models = followers(settings)
-    datastore = read_datastore(settings, pool_size=2 * len(models))
+    datastore = read_datastore(settings, pool_size=2 * len(here))
     ledger = Ledger(settings)
     jobs = [
         Periodic(
@@ -265,12 +279,14 @@ def projections_run(_: argparse.Namespace, settings: Settings) -> int:
         ),
     ]
     try:
-        with running(settings, list(models.values()), datastore) as check:
-            print(f"following the log for {', '.join(models)}", file=sys.stderr)
-            for job in jobs:
+        with apart(settings, elsewhere) as check_apart, running(settings, here, datastore) as check:
+            names = ", ".join(m.name for m in here)
+            print(f"following the log for {names}", file=sys.stderr)
+            for job in jobs if args.only is None else []:
                 job.start()
             while not stopping.wait(0.5):
                 check()
+                check_apart()
     finally:
         for job in jobs:
             job.stop()

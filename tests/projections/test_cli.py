@@ -73,27 +73,96 @@ def test_rebuilding_an_unknown_read_model_is_refused(
     assert "error [unknown_projection]" in capsys.readouterr().err
 
 
-def test_run_follows_the_log_in_its_own_process_and_stops_on_sigterm(
+def run_until_caught_up(
+    capsys: pytest.CaptureFixture[str], settings: Settings, *options: str
+) -> tuple[dict[str, ProjectionStatus], int, str]:
+    """Starts ``loyalty projections run`` with ``options``, waits until what it follows
+    (every follower, or those ``--only`` names) has caught up, stops it with SIGTERM;
+    returns the statuses seen then, its exit code and what it printed on stderr."""
+    env = {**os.environ, "LOYALTY_PG_DB": settings.pg_db, "LOYALTY_PG_SCHEMA": settings.pg_schema}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loyalty.cli", "projections", "run", *options],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    followed = set(options[1].split(",")) if options else set(statuses(capsys))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(statuses(capsys)[name].lag_events == 0 for name in followed):
+                break
+            time.sleep(0.1)
+        caught_up = statuses(capsys)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    return caught_up, process.returncode, err
+
+
+def child_pids(stderr: str) -> list[int]:
+    return [int(line.rsplit(" ", 1)[1]) for line in stderr.splitlines() if "in process" in line]
+
+
+def test_run_follows_the_log_publishing_from_a_child_process_and_stops_on_sigterm(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     settings: Settings,
     posted: Services,
 ) -> None:
     use_database(monkeypatch, settings)
-    env = {**os.environ, "LOYALTY_PG_DB": settings.pg_db, "LOYALTY_PG_SCHEMA": settings.pg_schema}
-    process = subprocess.Popen([sys.executable, "-m", "loyalty.cli", "projections", "run"], env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if all(s.lag_events == 0 for s in statuses(capsys).values()):
-                break
-            time.sleep(0.1)
-        caught_up = statuses(capsys)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=30)
+
+    caught_up, code, err = run_until_caught_up(capsys, settings)
 
     assert code == 0
     assert all(s.lag_events == 0 and s.position == s.head for s in caught_up.values())
     assert caught_up["balances"].head > 0 and caught_up["revenue"].head > 0
     assert caught_up["publication"].position == caught_up["publication"].head
+    assert "following the log for balances, revenue, customer360, segments, dashboard\n" in err
+    [child] = child_pids(err)
+    assert f"publication: following in process {child}" in err
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+
+
+def test_run_only_some_follows_those_alone(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    posted: Services,
+) -> None:
+    use_database(monkeypatch, settings)
+
+    seen, code, err = run_until_caught_up(capsys, settings, "--only", "revenue,publication")
+
+    assert code == 0
+    assert "following the log for revenue\n" in err and len(child_pids(err)) == 1
+    assert seen["revenue"].position == seen["revenue"].head > 0
+    assert seen["publication"].position == seen["publication"].head > 0
+    assert seen["balances"].position == 0
+
+
+def test_run_only_the_publication_follows_it_in_the_same_process(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    posted: Services,
+) -> None:
+    use_database(monkeypatch, settings)
+
+    seen, code, err = run_until_caught_up(capsys, settings, "--only", "publication")
+
+    assert code == 0
+    assert "following the log for publication\n" in err and child_pids(err) == []
+    assert seen["publication"].position == seen["publication"].head > 0
+    assert seen["revenue"].position == 0
+
+
+def test_run_only_an_unknown_name_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
+    use_database(monkeypatch, settings)
+
+    assert main(["projections", "run", "--only", "revenue,nothing"]) == 2
+
+    assert "error [unknown_projection]: no read model is called nothing" in capsys.readouterr().err

@@ -89,6 +89,7 @@ class Publication(TableModel):
     name = "publication"
     mapper = StoredEventsMapper
     essential = False
+    own_process = True
 
     def __init__(
         self, view: PostgresTrackingRecorder, tables: Tables, batch: int, stream: EventStream

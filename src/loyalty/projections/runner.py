@@ -80,6 +80,9 @@ class ReadModel(Projection[Any]):
     essential: bool = True
     """Whether its failure stops ``loyalty projections run`` (a read model's does; the
     publication to NATS is started again while the read models go on)."""
+    own_process: bool = False
+    """Whether ``loyalty projections run`` follows it in a child process of its own (see
+    :mod:`loyalty.projections.processes`)."""
     shape: int = 1
     """The version of what a generation stores: bump it whenever that changes (a table, a
     column, a document's fields, or what any of them holds), so that a generation built by

@@ -1,0 +1,82 @@
+"""Followers that ``loyalty projections run`` keeps in processes of their own.
+
+The read models share one process; a follower whose class says ``own_process`` (the
+publication to NATS) runs in a child process, so that its work does not take the read
+models' interpreter lock under load and hold back their lag. A child follows until the
+parent asks it to stop or is gone; one that dies is started again by :func:`apart`'s check.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
+
+from loyalty.projections.runner import ReadModel, read_datastore, running
+from loyalty.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_spawn = multiprocessing.get_context("spawn")
+
+
+def follow_alone(settings: Settings, model_class: type[ReadModel], stop: Event) -> None:
+    """A child's body: follows the log for ``model_class`` until ``stop`` is set or the
+    parent is gone. Interrupts are the parent's to handle: it sets ``stop``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    datastore = read_datastore(settings, pool_size=2)
+    try:
+        with running(settings, [model_class], datastore) as check:
+            while not stop.wait(0.5) and os.getppid() == parent:
+                check()
+    finally:
+        datastore.close()
+
+
+@contextmanager
+def apart(
+    settings: Settings, model_classes: Sequence[type[ReadModel]]
+) -> Iterator[Callable[[], None]]:
+    """Runs each of ``model_classes`` in a child process until the block ends; yields a
+    check (call it regularly) that starts again a child that died."""
+    stop = _spawn.Event()
+
+    def started(model_class: type[ReadModel]) -> BaseProcess:
+        process = _spawn.Process(
+            target=follow_alone,
+            args=(settings, model_class, stop),
+            name=f"follow-{model_class.name}",
+            daemon=False,
+        )
+        process.start()
+        print(f"{model_class.name}: following in process {process.pid}", file=sys.stderr)
+        return process
+
+    children = {model_class: started(model_class) for model_class in model_classes}
+
+    def check() -> None:
+        for model_class, process in children.items():
+            if not process.is_alive():
+                log.error(
+                    "%s's process ended (exit code %s): starting it again",
+                    model_class.name,
+                    process.exitcode,
+                )
+                children[model_class] = started(model_class)
+
+    try:
+        yield check
+    finally:
+        stop.set()
+        for process in children.values():
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+                process.join()
