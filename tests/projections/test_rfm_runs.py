@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from eventsourcing.persistence import ProgrammingError
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
@@ -168,3 +169,44 @@ def run_scores(settings: Settings, run_id: object) -> list[dict[str, object]]:
             ),
             (run_id,),
         ).fetchall()
+
+
+def test_a_run_the_ledger_refused_to_record_is_not_stored_and_is_computed_again(
+    chain: Services, clock: Clock, settings: Settings
+) -> None:
+    spending(chain, clock)
+    parameters = RfmParameters(as_of=AS_OF)
+    with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            SQL(
+                "CREATE FUNCTION {schema}.refuse() RETURNS trigger LANGUAGE plpgsql"
+                " AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;"
+                " CREATE TRIGGER refuse_rfm_runs BEFORE INSERT ON {schema}.ledger_events"
+                " FOR EACH ROW WHEN (NEW.topic LIKE '%%RfmRun%%')"
+                " EXECUTE FUNCTION {schema}.refuse()"
+            ).format(schema=Identifier(settings.pg_schema))
+        )
+        with caught_up(settings, [Revenue]), pytest.raises(ProgrammingError, match="refused"):
+            compute_run(chain.ledger, settings, parameters, by="t")
+        stored_after_refusal = stored_runs(settings)
+        conn.execute(
+            SQL("DROP TRIGGER refuse_rfm_runs ON {}.ledger_events").format(
+                Identifier(settings.pg_schema)
+            )
+        )
+
+    run = compute_run(chain.ledger, settings, parameters, by="t")
+
+    assert stored_after_refusal == 0
+    assert stored_runs(settings) == 1 and len(run_scores(settings, run.run_id)) == 3
+    recorded = chain.ledger.repository.get(run.run_id)
+    assert isinstance(recorded, RfmRun) and recorded.changes == 3
+
+
+def stored_runs(settings: Settings) -> int:
+    with psycopg.connect(settings.conninfo()) as conn:
+        row = conn.execute(
+            SQL("SELECT count(*) FROM {}.rfm_runs").format(Identifier(settings.read_schema))
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
