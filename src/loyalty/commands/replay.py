@@ -241,11 +241,26 @@ class Replay:
             " AND (NOT starts_with(topic, %s) OR get_byte(uuid_send(originator_id), 15) %% %s = %s)"
             " ORDER BY notification_id LIMIT %s"
         ).format(Identifier(ledger.settings.pg_schema))
+        self._originals = SQL(
+            "SELECT e.originator_id, e.originator_version, e.state FROM {}.ledger_events e"
+            " JOIN unnest(%s::uuid[], %s::bigint[]) AS k(id, version)"
+            " ON e.originator_id = k.id AND e.originator_version = k.version"
+        ).format(Identifier(ledger.settings.pg_schema))
+        self.originals: dict[tuple[UUID, int], RecordedMovement] = {}
 
     def run(self) -> PartReport:
         for batch in self.batches():
-            for notification_id, originator_id, version, topic, state in batch:
-                self.read(notification_id, originator_id, version, topic, state)
+            recorded = [
+                RecordedMovement(notification_id, originator_id, version, state)
+                if topic == RECORDED_TOPIC
+                else None
+                for notification_id, originator_id, version, topic, state in batch
+            ]
+            self.originals = self.originals_given_back(recorded)
+            for (notification_id, originator_id, version, topic, state), movement in zip(
+                batch, recorded, strict=True
+            ):
+                self.read(notification_id, originator_id, version, topic, state, movement)
         return PartReport(
             movements=self.movements,
             withheld=self.withheld,
@@ -253,6 +268,29 @@ class Replay:
             differences=self.found,
             first_differences=tuple(self.differences),
         )
+
+    def originals_given_back(
+        self, batch: list[RecordedMovement | None]
+    ) -> dict[tuple[UUID, int], RecordedMovement]:
+        """The movements that the returns and cancellations of ``batch`` gave back, read
+        in one query, by account and version (one query per return was a sixth of a walk)."""
+        wanted = {
+            (r.account_id, r.derivation.return_of.account_version)
+            for r in batch
+            if r is not None
+            and r.movement.type in REFERS_TO_ORIGINAL
+            and r.derivation.return_of is not None
+        }
+        if not wanted:
+            return {}
+        accounts, versions = zip(*wanted, strict=True)
+        with self.ledger.ledger_recorder.datastore.get_connection() as conn:
+            cursor = conn.cursor(row_factory=tuple_row, binary=True)
+            rows = cursor.execute(self._originals, (list(accounts), list(versions))).fetchall()
+        return {
+            (account_id, version): RecordedMovement(0, account_id, version, state)
+            for account_id, version, state in rows
+        }
 
     def batches(self) -> Iterator[list[tuple[Any, ...]]]:
         """The part's rows in the global order, a batch at a time (in binary: half the
@@ -269,13 +307,19 @@ class Replay:
             after = batch[-1][0]
 
     def read(
-        self, notification_id: int, originator_id: UUID, version: int, topic: str, state: bytes
+        self,
+        notification_id: int,
+        originator_id: UUID,
+        version: int,
+        topic: str,
+        state: bytes,
+        recorded: RecordedMovement | None,
     ) -> None:
-        """Checks a movement of the interval; keeps any other event the engine reads."""
+        """Checks a movement of the interval (``recorded``: decoded already); keeps any
+        other event the engine reads."""
         if self.scope.part == 0 or topic.startswith(ACCOUNT_TOPICS):
             self.events += 1
-        if topic == RECORDED_TOPIC:
-            recorded = RecordedMovement(notification_id, originator_id, version, state)
+        if recorded is not None:
             if self.in_range(recorded.movement):
                 self.check(recorded)
                 return
@@ -406,8 +450,7 @@ class Replay:
         if given_back is None:
             return None
         version = given_back.account_version
-        (event,) = self.ledger.events.get(account.id, gt=version - 1, lte=version)
-        stored = cast(Account.MovementRecorded, event)
+        stored = self.originals[(account.id, version)]
         return OriginalMovement(
             source=given_back.terminal,
             movement=stored.movement,
