@@ -7,11 +7,14 @@ program revision (bumped in the same transaction as any program change) has move
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from functools import cached_property
+from datetime import UTC, date, datetime, timedelta
+from functools import cached_property, partial
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -27,7 +30,10 @@ from loyalty.domain.movement import Location
 from loyalty.domain.network import Network
 from loyalty.domain.promotion import Promotion
 from loyalty.domain.translations import Translations
+from loyalty.domain.versioning import Version
 from loyalty.rules.engine import ClusterInForce, PromotionInForce
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,15 +98,27 @@ class Program:
         campaign = self.campaigns.get(ids.campaign_id(code))
         return CampaignView(id=campaign.id, code=code, terms=campaign.terms) if campaign else None
 
-    def promotions_in_force(self, campaign_id: UUID, at: datetime) -> list[PromotionInForce]:
-        found = []
-        for promotion in self.promotions.get(campaign_id, ()):
-            version = promotion.version_at(at)
-            if version is not None:
-                found.append(
-                    PromotionInForce(id=promotion.id, code=promotion.code, version=version)
-                )
-        return found
+    def promotions_in_force(self, campaign_id: UUID, at: datetime) -> Sequence[PromotionInForce]:
+        """The campaign's promotions with a version in force at ``at``, with it."""
+        epochs = self.promotion_epochs.get(campaign_id)
+        return epochs.at(at) if epochs is not None else ()
+
+    @cached_property
+    def promotion_epochs(self) -> dict[UUID, Epochs[tuple[PromotionInForce, ...]]]:
+        """Each campaign's promotions in force, worked out once per snapshot for every span
+        between two versions taking effect, instead of once per movement."""
+
+        def in_force(promotions: list[Promotion], at: datetime) -> tuple[PromotionInForce, ...]:
+            return tuple(
+                PromotionInForce(id=promotion.id, code=promotion.code, version=version)
+                for promotion in promotions
+                if (version := promotion.version_at(at)) is not None
+            )
+
+        return {
+            campaign_id: Epochs.of([p.versions for p in promotions], partial(in_force, promotions))
+            for campaign_id, promotions in self.promotions.items()
+        }
 
     @cached_property
     def promotion_messages(self) -> dict[str, str]:
@@ -113,13 +131,49 @@ class Program:
             if version.terms.receipt_message
         }
 
-    def clusters_in_force(self, at: datetime) -> dict[str, ClusterInForce]:
-        found = {}
-        for code, cluster in self.clusters.items():
-            version = cluster.version_at(at)
-            if version is not None:
-                found[code] = ClusterInForce(id=cluster.id, code=code, version=version)
-        return found
+    def clusters_in_force(self, at: datetime) -> Mapping[str, ClusterInForce]:
+        """The clusters with a version in force at ``at``, by code, with it."""
+        return self.cluster_epochs.at(at)
+
+    @cached_property
+    def cluster_epochs(self) -> Epochs[Mapping[str, ClusterInForce]]:
+        """The clusters in force, worked out once per snapshot for every span between two
+        versions taking effect."""
+
+        def in_force(at: datetime) -> Mapping[str, ClusterInForce]:
+            return MappingProxyType(
+                {
+                    code: ClusterInForce(id=cluster.id, code=code, version=version)
+                    for code, cluster in self.clusters.items()
+                    if (version := cluster.version_at(at)) is not None
+                }
+            )
+
+        return Epochs.of([c.versions for c in self.clusters.values()], in_force)
+
+
+@dataclass(frozen=True)
+class Epochs(Generic[T]):
+    """What holds over each span of time between two versions taking effect: ``held[0]``
+    before the first, ``held[i]`` from ``starts[i - 1]`` until the next."""
+
+    starts: list[datetime]
+    held: list[T]
+
+    @classmethod
+    def of(
+        cls, versions: Iterable[Sequence[Version[Any]]], at: Callable[[datetime], T]
+    ) -> Epochs[T]:
+        """The epochs of every version of ``versions``, ``at`` telling what holds at an
+        instant (it changes only when a version takes effect)."""
+        starts = sorted({version.effective_from for each in versions for version in each})
+        before = (
+            starts[0] - timedelta(microseconds=1) if starts else datetime.min.replace(tzinfo=UTC)
+        )
+        return cls(starts=starts, held=[at(before), *(at(start) for start in starts)])
+
+    def at(self, instant: datetime) -> T:
+        return self.held[bisect_right(self.starts, instant)]
 
 
 class ProgramCache:
