@@ -247,7 +247,7 @@ def projections_run(args: argparse.Namespace, settings: Settings) -> int:
     """Runs until interrupted (SIGINT or SIGTERM), then applies what it holds and stops;
     recomputes RFM with the saved parameters every ``LOYALTY_RFM_INTERVAL_H`` and the
     dynamic clusters' members every ``LOYALTY_CLUSTER_INTERVAL_H``. Followers whose class
-    asks for it (the publication) run in child processes, unless they alone are asked for.
+    asks for it (the publication) run in child processes, unless nothing else is followed.
     ``--only`` splits the followers across processes or machines: the scheduled runs
     belong to the run without it."""
     from loyalty.commands.ledger import Ledger
@@ -258,8 +258,11 @@ def projections_run(args: argparse.Namespace, settings: Settings) -> int:
     from loyalty.projections.rfm_runs import scheduled_run
     from loyalty.projections.runner import read_datastore, running
 
-    models = [read_model(name, settings) for name in args.only or followers(settings)]
-    elsewhere = [m for m in models if m.own_process] if len(models) > 1 else []
+    models = list(
+        dict.fromkeys(read_model(name, settings) for name in args.only or followers(settings))
+    )
+    shared = [m for m in models if not m.own_process]
+    elsewhere = [m for m in models if m.own_process] if shared else []
     here = [m for m in models if m not in elsewhere]
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
