@@ -160,6 +160,21 @@ def test_daily_spend_older_than_a_leap_year_is_forgotten_but_the_total_stays() -
     assert account.total_spend == Decimal("12.00")
 
 
+def test_an_old_day_recorded_late_is_forgotten_at_the_next_purchase_day() -> None:
+    account = new_account()
+    account.record(bought("m1", "5.00"), derived(local_date=DAY + timedelta(days=300)))
+    account.record(bought("m0", "2.00"), derived(local_date=DAY))
+    account.record(returned("x1", "1.00"), derived(local_date=DAY - timedelta(days=1)))
+
+    account.record(bought("m2", "7.00"), derived(local_date=DAY + timedelta(days=367)))
+
+    assert account.daily_spend == {
+        DAY + timedelta(days=300): Decimal("5.00"),
+        DAY + timedelta(days=367): Decimal("7.00"),
+    }
+    assert account.first_spend_day == DAY + timedelta(days=300)
+
+
 def test_an_account_is_the_behaviour_cluster_criteria_read() -> None:
     account = new_account()
     account.record(bought("m1", "30.00"), derived(local_date=DAY - timedelta(days=6)))
