@@ -45,3 +45,14 @@ def test_weights_converted_once_to_whole_units_allocate_as_the_weights_do(
 
     assert allocate_units(total, units) == allocate(total, weights)
     assert allocate_units(total + 1, units) == allocate(total + 1, weights)
+
+
+@given(st.integers(-1_000, 100_000), weights, st.integers(1, 10_000))
+def test_units_in_a_finer_common_unit_allocate_alike(
+    total: int, weights: list[Decimal], finer: int
+) -> None:
+    """A benefit over some lines splits by the units of every line's amount (a multiple of
+    the eligible lines' own common unit): the same split."""
+    units = whole_units(weights)
+
+    assert allocate_units(total, [unit * finer for unit in units]) == allocate_units(total, units)

@@ -29,8 +29,8 @@ def allocate_units(total: int, units: Sequence[int]) -> tuple[int, ...]:
     The leftover units go to the largest remainders: a stable sort in reverse keeps equal
     remainders in line order, so ties go to the earlier line.
     """
-    if not units:
-        return ()
+    if len(units) < 2:
+        return (total,) if units else ()
     unit_sum = sum(units)
     if unit_sum <= 0:
         return (total, *([0] * (len(units) - 1)))

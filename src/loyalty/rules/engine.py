@@ -224,7 +224,10 @@ def points_spent(movement: Movement, balance: int) -> Transaction:
 @dataclass(slots=True)
 class LineWeights:
     """What a benefit over some of the movement's lines splits by: the eligible lines'
-    amounts (zero for the others) in whole units, and the sum of those amounts."""
+    amounts (zero for the others) in whole units, and the sum of those amounts.
+
+    The units are those of every line's amount (see :meth:`PromotionWalk.line_units`): a
+    multiple of the eligible lines' own common unit, which splits any total alike."""
 
     units: list[int]
     spend: Decimal
@@ -253,6 +256,7 @@ class PromotionWalk:
         self.credits = Decimal(0)
         """The credits of :attr:`transactions`, added up in their order."""
         self.weighed: dict[tuple[tuple[str, ...], tuple[str, ...]], LineWeights] = {}
+        self.every_line_units: list[int] | None = None
 
     def offer(self, promotion: PromotionInForce) -> bool:
         """Applies ``promotion`` if it is eligible and something survives its caps."""
@@ -341,9 +345,17 @@ class PromotionWalk:
         found = self.weighed.get(key)
         if found is None:
             amounts = eligible_amounts(self.movement.lines, skus, departments)
-            found = LineWeights(units=whole_units(amounts), spend=sum(amounts, Decimal(0)))
+            units = [u if a else 0 for u, a in zip(self.line_units(), amounts, strict=True)]
+            found = LineWeights(units=units, spend=sum(amounts, Decimal(0)))
             self.weighed[key] = found
         return found
+
+    def line_units(self) -> list[int]:
+        """Every line's amount in whole units of one common unit, converted once per
+        movement: the benefits over some lines take these, zero for the other lines."""
+        if self.every_line_units is None:
+            self.every_line_units = whole_units([line.amount for line in self.movement.lines])
+        return self.every_line_units
 
     def benefit(self, benefit: Benefit, promotion: PromotionInForce) -> Transaction | None:
         match benefit:
