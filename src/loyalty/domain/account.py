@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -31,10 +32,19 @@ class Account(Aggregate):
         customer_id: UUID
 
     class MovementRecorded(Aggregate.Event):
+        """Applied by itself rather than through an ``@event`` method, whose generic call
+        (the event's attributes filtered down to the method's parameters) was a quarter of
+        applying one, and an audit replay applies every one."""
+
         movement: Movement
         derivation: Derivation
         points_after: int
         credits_after: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            cast(Account, aggregate)._apply_movement(
+                self.movement, self.derivation, self.points_after, self.credits_after
+            )
 
     @staticmethod
     def create_id(campaign_id: UUID, customer_id: UUID) -> UUID:
@@ -65,15 +75,15 @@ class Account(Aggregate):
                 f"the balance is {self.points} points and {self.credits} credits",
                 points=self.points,
             )
-        self._record(
+        self.trigger_event(
+            self.MovementRecorded,
             movement=movement,
             derivation=derivation,
             points_after=points_after,
             credits_after=credits_after,
         )
 
-    @event(MovementRecorded)
-    def _record(
+    def _apply_movement(
         self,
         movement: Movement,
         derivation: Derivation,
