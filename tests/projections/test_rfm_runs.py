@@ -210,3 +210,18 @@ def stored_runs(settings: Settings) -> int:
         ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def test_a_run_before_anyone_bought_scores_no_one_and_the_next_run_starts_from_it(
+    chain: Services, clock: Clock, settings: Settings
+) -> None:
+    with caught_up(settings, [Revenue]):
+        empty = compute_run(chain.ledger, settings, RfmParameters(as_of=AS_OF), by="t")
+    spending(chain, clock)
+    with caught_up(settings, [Revenue]):
+        later = compute_run(chain.ledger, settings, RfmParameters(as_of=AS_OF), by="t")
+
+    assert empty.customers == 0 and all(size.customers == 0 for size in empty.sizes)
+    assert later.previous == empty.run_id and later.customers == 3
+    recorded = chain.ledger.repository.get(later.run_id)
+    assert isinstance(recorded, RfmRun) and recorded.changes == 3

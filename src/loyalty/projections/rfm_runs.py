@@ -91,6 +91,9 @@ PURCHASES_SCHEMA = pl.Schema(
 )
 """What :func:`purchases_as_of` gives: one row per customer who purchased."""
 
+PURCHASES_CSV = pl.Schema({**PURCHASES_SCHEMA, "spend": pl.String()})
+""":data:`PURCHASES_SCHEMA` as copied out, net spend as text (read exactly as decimal next)."""
+
 
 def purchases_as_of(curs: Cursor[DictRow], tables: Tables, as_of: date) -> pl.DataFrame:
     """Per customer who purchased by ``as_of``: last purchase day, purchases, net spend."""
@@ -101,17 +104,7 @@ def purchases_as_of(curs: Cursor[DictRow], tables: Tables, as_of: date) -> pl.Da
         statement = SQL(PURCHASES_TO_DATE).format(customers=tables("customers"))
     else:
         statement = SQL(PURCHASES).format(sales=tables("sales"), as_of=Literal(as_of))
-    frame = pl.read_csv(
-        io.BytesIO(copied(curs, statement)),
-        has_header=False,
-        new_columns=["customer_id", "last_purchase_on", "purchases", "spend"],
-        schema_overrides={
-            "customer_id": pl.String,
-            "last_purchase_on": pl.Date,
-            "purchases": pl.Int64,
-            "spend": pl.String,
-        },
-    )
+    frame = copied_frame(curs, statement, PURCHASES_CSV)
     return frame.with_columns(pl.col("spend").str.to_decimal(scale=2))
 
 
@@ -255,7 +248,7 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-SEGMENTS_SCHEMA = {"customer_id": pl.String(), "segment": pl.String()}
+SEGMENTS_SCHEMA = pl.Schema({"customer_id": pl.String(), "segment": pl.String()})
 
 
 def previous_segments(
@@ -268,21 +261,19 @@ def previous_segments(
         "COPY (SELECT customer_id, segment FROM {}.rfm_scores WHERE run_id = {})"
         " TO STDOUT WITH (FORMAT csv)"
     ).format(Identifier(settings.read_schema), Literal(str(run_id)))
-    return pl.read_csv(
-        io.BytesIO(copied(curs, statement)),
-        has_header=False,
-        new_columns=list(SEGMENTS_SCHEMA),
-        schema_overrides=SEGMENTS_SCHEMA,
-    )
+    return copied_frame(curs, statement, SEGMENTS_SCHEMA)
 
 
-def copied(curs: Cursor[DictRow], statement: SQL | Composed) -> bytes:
-    """What a ``COPY … TO STDOUT`` statement gives, whole."""
+def copied_frame(
+    curs: Cursor[DictRow], statement: SQL | Composed, schema: pl.Schema
+) -> pl.DataFrame:
+    """The rows a ``COPY … TO STDOUT WITH (FORMAT csv)`` statement gives, as a frame of
+    ``schema`` (none: an empty one)."""
     data = bytearray()
     with curs.copy(statement) as copy:
         for block in copy:
             data += block
-    return bytes(data)
+    return pl.read_csv(io.BytesIO(data), has_header=False, schema=schema, raise_if_empty=False)
 
 
 def latest_run_id(curs: Cursor[DictRow], settings: Settings) -> UUID | None:
