@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from queue import Queue
 
 import msgspec
 import pytest
@@ -123,6 +125,56 @@ def test_run_follows_the_log_publishing_from_a_child_process_and_stops_on_sigter
     assert f"publication: following in process {child}" in err
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
+
+
+def lines_printed(process: subprocess.Popen[str]) -> Queue[str]:
+    """What ``process`` prints on stderr, line by line, as it prints it."""
+    lines: Queue[str] = Queue()
+    assert process.stderr is not None
+    stderr = process.stderr
+    threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True).start()
+    return lines
+
+
+def next_child(printed: Queue[str]) -> int:
+    """The pid of the next child process the run says it started (within a minute)."""
+    deadline = time.monotonic() + 60
+    while True:
+        line = printed.get(timeout=max(deadline - time.monotonic(), 0.1))
+        if pids := child_pids(line):
+            return pids[0]
+
+
+def test_run_starts_the_publication_again_when_its_process_dies(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    posted: Services,
+) -> None:
+    use_database(monkeypatch, settings)
+    env = {**os.environ, "LOYALTY_PG_DB": settings.pg_db, "LOYALTY_PG_SCHEMA": settings.pg_schema}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loyalty.cli", "projections", "run"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    printed = lines_printed(process)
+    try:
+        first = next_child(printed)
+        os.kill(first, signal.SIGKILL)
+        second = next_child(printed)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and statuses(capsys)["publication"].lag_events:
+            time.sleep(0.1)
+        seen = statuses(capsys)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+
+    assert second != first
+    assert seen["publication"].position == seen["publication"].head > 0
+    assert process.returncode == 0
 
 
 def test_run_only_some_follows_those_alone(

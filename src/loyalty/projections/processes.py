@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
@@ -24,6 +25,10 @@ from loyalty.settings import Settings
 log = logging.getLogger(__name__)
 
 _spawn = multiprocessing.get_context("spawn")
+
+RESTART_AFTER_S = 5.0
+"""How long after its start a child that died waits to be started again (one that cannot
+start at all is then tried every few seconds, not at every check)."""
 
 
 def follow_alone(settings: Settings, model_class: type[ReadModel], stop: Event) -> None:
@@ -47,8 +52,10 @@ def apart(
     """Runs each of ``model_classes`` in a child process until the block ends; yields a
     check (call it regularly) that starts again a child that died."""
     stop = _spawn.Event()
+    started_at: dict[type[ReadModel], float] = {}
 
     def started(model_class: type[ReadModel]) -> BaseProcess:
+        started_at[model_class] = time.monotonic()
         process = _spawn.Process(
             target=follow_alone,
             args=(settings, model_class, stop),
@@ -63,7 +70,8 @@ def apart(
 
     def check() -> None:
         for model_class, process in children.items():
-            if not process.is_alive():
+            due = started_at[model_class] + RESTART_AFTER_S <= time.monotonic()
+            if not process.is_alive() and due:
                 log.error(
                     "%s's process ended (exit code %s): starting it again",
                     model_class.name,
