@@ -311,7 +311,19 @@ def default_grid() -> sql.Composed:
     return sql.SQL(", ").join(rows)
 
 
+def runs_stored(settings: Settings) -> int:
+    with psycopg.connect(settings.conninfo()) as conn:
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}.rfm_runs").format(sql.Identifier(settings.read_schema))
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def rfm(settings: Settings, as_of: date) -> dict[str, Any]:
+    """(h), unless the database holds a run already: a run over the same facts with the same
+    parameters is that stored run, returned at once, and a measure of nothing."""
+    if runs_stored(settings):
+        return {"skipped": "an RFM run is stored already (a --reuse database measured before)"}
     services = build_services(settings)
     try:
         scenarios.checkpoint(settings)
@@ -516,7 +528,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = figures["rebuild"]["rate_per_s"] / figures["raw_scan"]["rate_per_s"]
         targets.append({"target": f"(g) {name} rebuild >= 0.5 x raw scan",
                         "measured": round(ratio, 2), "met": ratio >= 0.5})  # fmt: skip
-    if "h_rfm" in results:
+    if "polars_seconds" in results.get("h_rfm", {}):
         rfm_figures = results["h_rfm"]
         targets.append({"target": "(h) RFM over every customer < 10 s",
                         "measured": rfm_figures["polars_seconds"],
@@ -550,7 +562,7 @@ def measure(
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     results["g_rebuilds"] = rebuilds(settings, workdir, names)
     results["h_rfm"] = rfm(settings, manifest.last_day)
-    scenarios.log(f"(h) {results['h_rfm']['customers']:,} customers")
+    scenarios.log(f"(h) {results['h_rfm']}")
     results["i_revenue"] = revenue_queries(settings, manifest, args.queries, chain, workdir)
     if args.audit:
         services = build_services(settings)
