@@ -22,7 +22,6 @@ customer's clusters from it.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import heapq
 import itertools
 import multiprocessing
@@ -43,6 +42,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from loyalty.adapters.eventstore import schema_of
+from loyalty.commands.collector import collector_paused
 from loyalty.commands.ledger import Ledger
 from loyalty.commands.movements import context_for
 from loyalty.commands.program import Program
@@ -517,11 +517,10 @@ def replay_part(settings: Settings, scope: Scope) -> PartReport:
     garbage collector: a replay makes next to none (about a hundred objects in a part of
     67,000 events), while the collector's passes over its growing heap cost it 3-4%."""
     ledger = Ledger(msgspec.structs.replace(settings, pg_pool_size=1))
-    gc.disable()
     try:
-        return Replay(ledger, scope).run()
+        with collector_paused():
+            return Replay(ledger, scope).run()
     finally:
-        gc.enable()
         ledger.close()
 
 

@@ -11,12 +11,10 @@ outreach can target segments from the log alone.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import io
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -28,6 +26,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
+from loyalty.commands.collector import collector_paused
 from loyalty.commands.ledger import Ledger
 from loyalty.domain import ids
 from loyalty.domain.errors import UnknownRfmRun
@@ -226,26 +225,13 @@ def record(ledger: Ledger, run: Run, changes: pl.DataFrame) -> None:
         digest=run.digest,
         by=run.by,
     )
+    # building a million changes set off the collector's passes: 2.7 s of 3.4 s, measured
     with collector_paused():
         rows = msgspec.convert(changes.rows(), list[SegmentChange])
         for start in range(0, len(rows), CHUNK):
             recorded.record_changes(tuple(rows[start : start + CHUNK]))
         with suppress(IntegrityError):
             ledger.save(recorded)
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Without the cyclic garbage collector for a while: building a million segment
-    changes, none of them in a cycle, set off its passes over the whole heap again and
-    again (2.7 s of 3.4 s, measured)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 SEGMENTS_SCHEMA = pl.Schema({"customer_id": pl.String(), "segment": pl.String()})
