@@ -75,27 +75,39 @@ def test_rebuilding_an_unknown_read_model_is_refused(
     assert "error [unknown_projection]" in capsys.readouterr().err
 
 
+def started_run(settings: Settings, *options: str) -> subprocess.Popen[str]:
+    """``loyalty projections run`` with ``options`` on the test's database, its stderr piped."""
+    env = {**os.environ, "LOYALTY_PG_DB": settings.pg_db, "LOYALTY_PG_SCHEMA": settings.pg_schema}
+    return subprocess.Popen(
+        [sys.executable, "-m", "loyalty.cli", "projections", "run", *options],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def caught_up_statuses(
+    capsys: pytest.CaptureFixture[str], followed: set[str]
+) -> dict[str, ProjectionStatus]:
+    """The statuses once every one of ``followed`` has no lag (or after a minute)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if all(statuses(capsys)[name].lag_events == 0 for name in followed):
+            break
+        time.sleep(0.1)
+    return statuses(capsys)
+
+
 def run_until_caught_up(
     capsys: pytest.CaptureFixture[str], settings: Settings, *options: str
 ) -> tuple[dict[str, ProjectionStatus], int, str]:
     """Starts ``loyalty projections run`` with ``options``, waits until what it follows
     (every follower, or those ``--only`` names) has caught up, stops it with SIGTERM;
     returns the statuses seen then, its exit code and what it printed on stderr."""
-    env = {**os.environ, "LOYALTY_PG_DB": settings.pg_db, "LOYALTY_PG_SCHEMA": settings.pg_schema}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loyalty.cli", "projections", "run", *options],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = started_run(settings, *options)
     followed = set(options[1].split(",")) if options else set(statuses(capsys))
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if all(statuses(capsys)[name].lag_events == 0 for name in followed):
-                break
-            time.sleep(0.1)
-        caught_up = statuses(capsys)
+        caught_up = caught_up_statuses(capsys, followed)
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
@@ -152,22 +164,13 @@ def test_run_starts_the_publication_again_when_its_process_dies(
     posted: Services,
 ) -> None:
     use_database(monkeypatch, settings)
-    env = {**os.environ, "LOYALTY_PG_DB": settings.pg_db, "LOYALTY_PG_SCHEMA": settings.pg_schema}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "loyalty.cli", "projections", "run"],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = started_run(settings)
     printed = lines_printed(process)
     try:
         first = next_child(printed)
         os.kill(first, signal.SIGKILL)
         second = next_child(printed)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and statuses(capsys)["publication"].lag_events:
-            time.sleep(0.1)
-        seen = statuses(capsys)
+        seen = caught_up_statuses(capsys, {"publication"})
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)
