@@ -592,13 +592,13 @@ def main(argv: list[str] | None = None) -> int:
                 nats_subject=f"{args.reuse}.events",
             )
             apply_migrations(settings)  # those added since the database was loaded
-            machine = describe_machine(settings.conninfo())
+            machine = describe_machine(settings.admin_conninfo(settings.pg_db))
             measure(settings, manifest, chain, args, workdir, results)
         else:
             scenarios.log(f"generating the chain: {size.movements:,} movements")
             manifest, results["generate"] = generate(size, workdir / "chain")
             with scenarios.bench_database(base, keep=args.keep_db) as settings:
-                machine = describe_machine(settings.conninfo())
+                machine = describe_machine(settings.admin_conninfo(settings.pg_db))
                 results["f_load"] = load(settings, manifest, workdir / "chain", args.ingesters)
                 scenarios.log(f"(f) {results['f_load']}")
                 if not args.load_only:

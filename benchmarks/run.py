@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = scenarios.new_workdir()
     try:
         with scenarios.bench_database(base, keep=args.keep_db) as settings:
-            machine = describe_machine(settings.conninfo())
+            machine = describe_machine(settings.admin_conninfo(settings.pg_db))
             setup = scenarios.prepare(settings, layout, analyze=options["analyze"])
             try:
                 figures["setup"] = {
