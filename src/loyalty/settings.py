@@ -111,6 +111,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_interval_h: int = 24
     projection_batch: int = 5_000
     projection_flush_ms: int = 50
+    fill_parallel_from: int = 100_000
     document_store: str = "postgres"
     mongo_url: str = ""
     read_wait_s: float = 5.0

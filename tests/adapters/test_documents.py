@@ -5,9 +5,9 @@ per view; SecantusDB unless ``LOYALTY_TEST_MONGO_URL`` names a real MongoDB)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from threading import Event, Thread
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking, WaitInterruptedError
@@ -18,6 +18,7 @@ from loyalty.adapters.documents import (
     DocumentQuery,
     DocumentView,
     MongoDocumentView,
+    PostgresDocumentView,
     Scalar,
     document_view,
 )
@@ -26,7 +27,9 @@ from tests.adapters.mongo import mongo_url as mongo_url
 
 APP = "ledger"
 
-NewView = Callable[[], DocumentView]
+
+class NewView(Protocol):
+    def __call__(self, *, indexed: bool = True) -> DocumentView: ...
 
 
 @pytest.fixture(params=["postgres", "mongodb"])
@@ -36,7 +39,7 @@ def new_view(request: pytest.FixtureRequest) -> Iterator[NewView]:
     kind: str = request.param
     made: list[DocumentView] = []
 
-    def make() -> DocumentView:
+    def make(*, indexed: bool = True) -> DocumentView:
         name = f"view_{secrets.token_hex(6)}"
         if kind == "postgres":
             database: Settings = request.getfixturevalue("database")
@@ -53,7 +56,7 @@ def new_view(request: pytest.FixtureRequest) -> Iterator[NewView]:
         else:
             url: str = request.getfixturevalue("mongo_url")
             view = document_view(kind, postgres=None, mongo_url=url, name=name)
-        view.create_table()
+        view.create_table(indexed=indexed)
         made.append(view)
         return view
 
@@ -418,6 +421,109 @@ def test_an_index_leaves_the_results_of_find_unchanged(view: DocumentView) -> No
 
     assert view.find("customers", query) == before
     assert [item["key"] for item in before.items] == ["c1", "c4"]
+
+
+def test_loaded_documents_read_back_as_written_ones_do(new_view: NewView) -> None:
+    written, loaded = new_view(), new_view()
+    written.write(CUSTOMERS, at(1))
+
+    assert loaded.load(iter(CUSTOMERS)) == len(CUSTOMERS)
+
+    champions = DocumentQuery(equals={"segment": "champions"}, sort=(("visits", True),))
+    for view in (written, loaded):
+        assert view.get("customers", "c1") == written.get("customers", "c1")
+        assert view.get_many("customers", ["c2", "c4"]) == written.get_many(
+            "customers", ["c2", "c4"]
+        )
+        assert view.find("customers", champions) == written.find("customers", champions)
+        assert view.count_by("customers", "store") == written.count_by("customers", "store")
+
+
+def test_a_load_records_no_position_which_a_later_write_does(view: DocumentView) -> None:
+    view.load(CUSTOMERS)
+
+    assert view.max_tracking_id(APP) is None
+    view.write([put("customers", "c1", segment="lost")], at(9))
+    assert view.max_tracking_id(APP) == 9
+    assert view.get("customers", "c1") == {"key": "c1", "segment": "lost"}
+    assert view.get("customers", "c2") == {
+        "key": "c2",
+        "segment": "lost",
+        "store": "s1",
+        "spend": "3.00",
+        "visits": 1,
+    }
+
+
+def test_a_load_of_many_documents_stores_them_all(view: DocumentView) -> None:
+    """More than two of the chunks a load reads at a time, from a generator (read once)."""
+    count = 50_001
+    documents = (
+        put("evens" if n % 2 == 0 else "odds", f"k{n:05}", n=n, tens=n // 10 % 10)
+        for n in range(count)
+    )
+
+    assert view.load(documents) == count
+
+    assert view.find("evens", DocumentQuery()).total == 25_001
+    assert view.find("odds", DocumentQuery()).total == 25_000
+    assert sum(view.count_by("odds", "tens").values()) == 25_000
+    assert view.get("odds", "k50000") is None
+    assert view.get("evens", "k50000") == {"key": "k50000", "n": 50_000, "tens": 0}
+
+
+def test_loading_a_key_that_exists_raises_integrity_error(view: DocumentView) -> None:
+    view.write([put("customers", "c1", visits=1)], at(1))
+
+    with pytest.raises(IntegrityError):
+        view.load([put("customers", "c2"), put("customers", "c1", visits=2)])
+
+    assert view.get("customers", "c1") == {"key": "c1", "visits": 1}
+
+
+def test_loading_a_key_twice_raises_integrity_error(view: DocumentView) -> None:
+    with pytest.raises(IntegrityError):
+        view.load([put("customers", "c1", visits=1), put("customers", "c1", visits=2)])
+
+
+def test_a_load_refuses_a_change_without_body(view: DocumentView) -> None:
+    with pytest.raises(ValueError, match="no body"):
+        view.load([put("customers", "c1"), delete("customers", "c2")])
+
+
+def test_indexes_built_after_a_load_leave_the_results_of_find_unchanged(
+    new_view: NewView,
+) -> None:
+    view = new_view(indexed=False)
+    view.load(CUSTOMERS)
+    query = DocumentQuery(equals={"store": "s1"}, sort=(("visits", True),))
+    before = view.find("customers", query)
+
+    view.create_indexes()
+    view.create_indexes()
+
+    assert view.find("customers", query) == before
+    assert [item["key"] for item in before.items] == ["c1", "c4", "c2"]
+
+
+@pytest.mark.parametrize("new_view", ["postgres"], indirect=True)
+def test_postgres_builds_the_body_index_unless_told_to_wait(new_view: NewView) -> None:
+    indexed, unindexed = new_view(), new_view(indexed=False)
+
+    assert _has_body_index(indexed)
+    assert not _has_body_index(unindexed)
+    unindexed.create_indexes()
+    assert _has_body_index(unindexed)
+
+
+def _has_body_index(view: DocumentView) -> bool:
+    assert isinstance(view, PostgresDocumentView)
+    with view.datastore.get_connection() as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'documents_body'",
+            (view.datastore.schema,),
+        ).fetchone()
+    return found is not None
 
 
 def test_a_body_may_not_carry_its_own_key() -> None:

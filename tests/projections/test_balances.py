@@ -8,6 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from loyalty.bootstrap import Services
@@ -83,8 +84,9 @@ def snapshot(settings: Settings) -> tuple[list[dict[str, Any]], ...]:
     )
 
 
+@pytest.mark.parametrize("parallel_from", [100_000, 1], ids=["folded here", "in processes"])
 def test_a_rebuild_swaps_in_exactly_what_incremental_processing_built(
-    chain: Services, settings: Settings
+    chain: Services, settings: Settings, parallel_from: int
 ) -> None:
     chain.desk.post([purchase("r1", line("BREAD", "12.50")), purchase("r2", card="C2")])
     block_card(chain.ledger, "C2", "lost")
@@ -103,7 +105,9 @@ def test_a_rebuild_swaps_in_exactly_what_incremental_processing_built(
     assert [c["signed_up_on"] for c in incremental[3]] == [date(2026, 5, 1)]
 
     datastore = read_datastore(settings)
-    generation = rebuild(settings, Balances, datastore)
+    generation = rebuild(
+        msgspec.structs.replace(settings, fill_parallel_from=parallel_from), Balances, datastore
+    )
     datastore.close()
 
     assert generation == 2

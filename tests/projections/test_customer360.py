@@ -7,14 +7,17 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from loyalty.bootstrap import Services
-from loyalty.commands.admin import block_card
+from loyalty.adapters.documents import DocumentQuery
+from loyalty.commands.admin import block_card, replace_card
+from loyalty.commands.customers import register
 from loyalty.commands.apply import CustomerSpec
 from loyalty.domain import ids
 from loyalty.domain.customer import Profile
-from loyalty.projections.customer360 import CUSTOMERS, Customer360
+from loyalty.projections.customer360 import ACCOUNTS, CARDS, CUSTOMERS, Customer360
 from loyalty.projections.registry import Registry
 from loyalty.projections.runner import read_datastore, rebuild
 from loyalty.settings import Settings
@@ -78,13 +81,36 @@ def test_a_customer_document_gathers_cards_balances_spend_and_visits(
     assert "Giulia" not in repr(giulia) and "example.org" not in repr(giulia)
 
 
-def test_a_rebuilt_generation_holds_the_same_documents(shopped: Services, store: Settings) -> None:
+def every_document(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    datastore = read_datastore(settings)
+    generation = Registry(settings, datastore).serving(Customer360).generation
+    model = Customer360.open(settings, generation, datastore)
+    try:
+        return {
+            collection: model.view.find(collection, DocumentQuery(limit=1_000)).items
+            for collection in (CUSTOMERS, ACCOUNTS, CARDS)
+        }
+    finally:
+        model.close()
+        datastore.close()
+
+
+@pytest.mark.parametrize("parallel_from", [100_000, 1], ids=["folded here", "in processes"])
+def test_a_rebuilt_generation_holds_the_same_documents(
+    shopped: Services, store: Settings, parallel_from: int
+) -> None:
+    register(shopped.ledger, "C3", Profile(first_name="Bruno"), START.date())
+    (moved,) = shopped.desk.post([purchase("b2", line("WINE", "7.00"), card="C3")])
+    assert moved.status == 201, moved  # type: ignore[union-attr]
+    replace_card(shopped.ledger, "C3", "C9")
     with caught_up(store, [Customer360]):
-        before = document(store, "C1")
+        before = every_document(store)
 
     datastore = read_datastore(store)
-    generation = rebuild(store, Customer360, datastore)
+    settings = msgspec.structs.replace(store, fill_parallel_from=parallel_from)
+    generation = rebuild(settings, Customer360, datastore)
     datastore.close()
 
     assert generation == 2
-    assert document(store, "C1") == before
+    assert len(before[CUSTOMERS]) == 3 and before[CUSTOMERS][0]["recent"]
+    assert every_document(store) == before

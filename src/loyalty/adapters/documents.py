@@ -17,12 +17,19 @@ whole documents read by key or by a simple query, which both stores serve well; 
   point, booleans), ties broken by key ascending; fields holding lists or objects have no
   common order, so sort only by scalar fields. ``total`` counts every match, read in the same
   snapshot as the page.
+- ``load`` stores many new documents at once in a fresh generation being filled in bulk, and
+  records no position: the caller records it afterwards with a ``write``, so a load cut short
+  leaves a generation that claims no event (a rebuild clears it again). A key that exists,
+  or comes twice, raises :class:`~eventsourcing.persistence.IntegrityError`.
 - A document comes back as its body plus the field ``key``; a body may hold neither ``key``
   nor MongoDB's ``_id``. Bodies are JSON values (money as decimal strings), never logged.
 
 Read models are disposable and rebuilt from the log, so each view creates its own storage
 (``create_table``) rather than through the numbered migrations, and ``clear`` discards a
-generation. Layouts:
+generation. A generation filled by ``load`` is created without its indexes
+(``create_table(indexed=False)``), which ``create_indexes`` builds once the documents are in:
+one index build over every row is far cheaper than keeping the index up row by row.
+Layouts:
 
 - PostgreSQL: the view's own schema (the datastore's) holds ``documents(collection, key,
   body jsonb)`` and eventsourcing's single-row ``notification_tracking`` table. A GIN index
@@ -37,7 +44,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any, TypeAlias
 
 import msgspec
@@ -48,12 +56,14 @@ from psycopg.types.json import Jsonb
 from pymongo import ASCENDING, DESCENDING, DeleteOne, MongoClient, ReplaceOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 Scalar: TypeAlias = str | int | bool | None
 Body: TypeAlias = dict[str, Any]
 KEY = "key"
 """The field that carries a document's key when it is read."""
+LOAD_CHUNK = 20_000
+"""How many documents a load reads and sends at a time: memory stays bounded however many."""
 
 
 def _check_field(field: str) -> None:
@@ -117,8 +127,13 @@ class DocumentView(TrackingRecorder, ABC):
     """Documents by collection and key, and the position of the events applied to them."""
 
     @abstractmethod
-    def create_table(self) -> None:
-        """Creates the view's storage if it does not exist yet."""
+    def create_table(self, indexed: bool = True) -> None:
+        """Creates the view's storage if it does not exist yet; without its indexes when not
+        ``indexed``, for a generation to be filled by :meth:`load` first."""
+
+    @abstractmethod
+    def create_indexes(self) -> None:
+        """Builds the indexes ``create_table(indexed=False)`` left out, if not built yet."""
 
     @abstractmethod
     def write(self, changes: Sequence[DocumentChange], tracking: Tracking) -> None:
@@ -128,6 +143,19 @@ class DocumentView(TrackingRecorder, ABC):
         Raises:
             IntegrityError: the position is not above the one recorded for its application;
                 nothing is written.
+        """
+
+    @abstractmethod
+    def load(self, documents: Iterable[DocumentChange]) -> int:
+        """Stores new documents, read as they are sent (millions fit in bounded memory), and
+        returns how many; records no position, which the caller ``write``s once it is done.
+
+        PostgreSQL loads in one transaction; MongoDB a chunk at a time, so a failed load
+        there leaves part of it: a load fills a fresh generation, cleared after a failure.
+
+        Raises:
+            IntegrityError: a key exists already, or comes twice.
+            ValueError: a change has no body (a load only adds documents).
         """
 
     @abstractmethod
@@ -190,6 +218,19 @@ def _loads(text: str) -> Body:
     return found
 
 
+def _loaded_body(change: DocumentChange) -> Body:
+    if change.body is None:
+        msg = f"a load only adds documents: {change.collection!r} {change.key!r} has no body"
+        raise ValueError(msg)
+    return change.body
+
+
+def _chunks(documents: Iterable[DocumentChange]) -> Iterator[list[DocumentChange]]:
+    iterator = iter(documents)
+    while chunk := list(islice(iterator, LOAD_CHUNK)):
+        yield chunk
+
+
 def _final_states(changes: Sequence[DocumentChange]) -> dict[tuple[str, str], Body | None]:
     """Each document's last change: one write per document, as if applied in order."""
     return {(change.collection, change.key): change.body for change in changes}
@@ -205,16 +246,37 @@ class PostgresDocumentView(PostgresTrackingRecorder, DocumentView):
         self.documents = SQL("{}.documents").format(schema)
         self.tracking_table = SQL("{}.{}").format(schema, Identifier(self.tracking_table_name))
         self.sql_create_statements.insert(0, SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-        self.sql_create_statements += [
+        self.sql_create_statements.append(
             # "C": keys and strings order by code point, as MongoDB orders them.
             SQL(
                 'CREATE TABLE IF NOT EXISTS {} (collection text, key text COLLATE "C", '
                 "body jsonb NOT NULL, PRIMARY KEY (collection, key))"
-            ).format(self.documents),
-            SQL(
-                "CREATE INDEX IF NOT EXISTS documents_body ON {} USING gin (body jsonb_path_ops)"
-            ).format(self.documents),
-        ]
+            ).format(self.documents)
+        )
+        self.sql_create_index = SQL(
+            "CREATE INDEX IF NOT EXISTS documents_body ON {} USING gin (body jsonb_path_ops)"
+        ).format(self.documents)
+
+    def create_table(self, indexed: bool = True) -> None:
+        super().create_table()
+        if indexed:
+            self.create_indexes()
+
+    def create_indexes(self) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.sql_create_index)
+
+    def load(self, documents: Iterable[DocumentChange]) -> int:
+        """Streams the rows through ``COPY``, PostgreSQL's fastest way in, whose buffer is
+        flushed as it fills (so no chunks of our own); the primary key refuses a key twice
+        and the datastore raises that as ``IntegrityError``."""
+        loaded = 0
+        copy_in = SQL("COPY {} (collection, key, body) FROM STDIN").format(self.documents)
+        with self.datastore.transaction(commit=True) as curs, curs.copy(copy_in) as copy:
+            for change in documents:
+                copy.write_row((change.collection, change.key, _dumps(_loaded_body(change))))
+                loaded += 1
+        return loaded
 
     def write(self, changes: Sequence[DocumentChange], tracking: Tracking) -> None:
         replaced: list[tuple[str, str, Jsonb]] = []
@@ -364,6 +426,8 @@ def _sort_key(field: str, direction: Composable) -> Composable:
 
 
 COLLECTION_PREFIX = "documents_"
+DUPLICATE_KEY = 11000
+"""MongoDB's error code for a key already taken."""
 
 
 class MongoDocumentView(DocumentView):
@@ -378,8 +442,34 @@ class MongoDocumentView(DocumentView):
     def _documents(self, collection: str) -> Collection[Body]:
         return self.database[COLLECTION_PREFIX + collection]
 
-    def create_table(self) -> None:
+    def create_table(self, indexed: bool = True) -> None:
         """Nothing to do: MongoDB creates collections on their first write."""
+
+    def create_indexes(self) -> None:
+        """Nothing to do: MongoDB's indexes are those ``create_index`` builds."""
+
+    def load(self, documents: Iterable[DocumentChange]) -> int:
+        """Inserts each chunk with one unordered ``insert_many`` per collection, outside any
+        transaction (one of millions of documents is beyond MongoDB's)."""
+        loaded = 0
+        for chunk in _chunks(documents):
+            batches: dict[str, list[Body]] = defaultdict(list)
+            for change in chunk:
+                batches[change.collection].append({**_loaded_body(change), "_id": change.key})
+            for collection, batch in batches.items():
+                self._insert(collection, batch)
+            loaded += len(chunk)
+        return loaded
+
+    def _insert(self, collection: str, batch: list[Body]) -> None:
+        try:
+            self._documents(collection).insert_many(batch, ordered=False)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if not any(found.get("code") == DUPLICATE_KEY for found in errors):
+                raise
+            msg = f"a loaded key of {collection!r} exists already or comes twice"
+            raise IntegrityError(msg) from None
 
     def write(self, changes: Sequence[DocumentChange], tracking: Tracking) -> None:
         requests: dict[str, list[ReplaceOne[Body] | DeleteOne]] = defaultdict(list)

@@ -10,19 +10,26 @@ not by events). Two lookup collections map account and card streams to their cus
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 from loyalty.adapters.documents import Body, DocumentChange
+from loyalty.commands.collector import collector_paused
 from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
+from loyalty.projections.bulk import Part as LogPart
+from loyalty.projections.bulk import folded, parts_of
 from loyalty.projections.documents import DocumentModel
 from loyalty.projections.feed import CUSTOMER_TOPICS, Fact
 from loyalty.rules.schedule import local_time
+from loyalty.settings import Settings
 
 CARD_CHANGES = feed.CardBlocked | feed.CardUnblocked | feed.CardReplaced
+CUSTOMER_FACTS = feed.CustomerRegistered | feed.HomeStoreSet | feed.CustomerErased
 RECENT = 10
 """Movements kept on a customer's document, newest first."""
 CUSTOMERS, ACCOUNTS, CARDS = "customers", "accounts", "cards"
@@ -60,6 +67,16 @@ class Customer360(DocumentModel):
         for fact in facts:
             batch.apply(fact)
         return batch.changes()
+
+    def bulk_changes(self, settings: Settings, head: int) -> tuple[Iterator[DocumentChange], int]:
+        """Every document of the log up to ``head``: worker processes fold the log's parts
+        account by account (:class:`Part`), merged here in log order into each customer's
+        document."""
+        parts = folded(parts_of(settings, self.generation, head, self.topics), fold_part)
+        whole = parts[0]
+        for later in parts[1:]:
+            whole.merge(later)
+        return whole.documents(), whole.events
 
 
 class Batch:
@@ -111,13 +128,8 @@ class Batch:
             set_card(document, body.code, "active")
         elif isinstance(body, CARD_CHANGES):
             set_card(document, self.cards[str(fact.originator_id)]["code"], card_status(body))
-        elif isinstance(body, feed.CustomerRegistered):
-            document["registered"] = True
-            document["signed_up_on"] = body.signed_up_on.isoformat()
-        elif isinstance(body, feed.HomeStoreSet):
-            document["home_store"] = body.store
-        elif isinstance(body, feed.CustomerErased):
-            document["erased"] = True
+        elif isinstance(body, CUSTOMER_FACTS):
+            apply_customer_fact(document, body)
         elif isinstance(body, feed.AccountOpened):
             document["accounts"].setdefault(
                 str(fact.originator_id),
@@ -148,6 +160,183 @@ class Batch:
         return found
 
 
+class AccountShare(msgspec.Struct, gc=False):
+    """What a run of an account's movements adds to its customer's document."""
+
+    points: int = 0
+    credits: Decimal = Decimal(0)
+    earned: int = 0
+    spent: int = 0
+    purchases: int = 0
+    returns: int = 0
+    spend: Decimal = Decimal(0)
+    first_purchase_on: str | None = None
+    last_purchase_on: str | None = None
+    stores: dict[str, list[int]] = msgspec.field(default_factory=dict)
+    """Each store visited: the position of the first visit, and the visits."""
+    recent: list[tuple[int, Body]] = msgspec.field(default_factory=list)
+    """The run's last :data:`RECENT` movements with their positions, newest first."""
+
+    def add(self, position: int, recorded: feed.MovementRecorded) -> None:
+        movement = recorded.movement
+        self.points = recorded.points_after
+        self.credits = recorded.credits_after
+        earned, spent = recorded.derivation.points_moved()
+        self.earned += earned
+        self.spent += spent
+        store = store_of(movement)
+        if movement.type is MovementType.PURCHASE:
+            self.purchases += 1
+            self.spend += movement.amount
+            day = day_of(movement)
+            self.first_purchase_on = min(filter(None, [self.first_purchase_on, day]))
+            self.last_purchase_on = max(filter(None, [self.last_purchase_on, day]))
+            if store is not None:
+                self.stores.setdefault(store, [position, 0])[1] += 1
+        elif movement.type is MovementType.RETURN:
+            self.returns += 1
+            self.spend -= movement.amount
+        self.recent.insert(0, (position, recent_entry(recorded, store)))
+        del self.recent[RECENT:]
+
+    def merge(self, later: AccountShare) -> None:
+        """Adds a later run of the account's movements."""
+        self.points, self.credits = later.points, later.credits
+        self.earned += later.earned
+        self.spent += later.spent
+        self.add_purchases(later)
+        self.recent = [*later.recent, *self.recent][:RECENT]
+
+    def add_purchases(self, other: AccountShare) -> None:
+        """Adds the purchases and returns of another run (of this account or another)."""
+        self.purchases += other.purchases
+        self.returns += other.returns
+        self.spend += other.spend
+        days = [self.first_purchase_on, other.first_purchase_on]
+        self.first_purchase_on = min(filter(None, days), default=None)
+        days = [self.last_purchase_on, other.last_purchase_on]
+        self.last_purchase_on = max(filter(None, days), default=None)
+        for store, (first, visits) in other.stores.items():
+            seen = self.stores.setdefault(store, [first, 0])
+            seen[0] = min(seen[0], first)
+            seen[1] += visits
+
+
+class Part(msgspec.Struct, gc=False):
+    """A run of the log folded: the accounts and cards it opens and issues, each account's
+    share of its movements, and the card and customer facts in log order."""
+
+    opened: dict[UUID, tuple[str, str]] = msgspec.field(default_factory=dict)
+    """Each account opened: its customer and campaign."""
+    issued: dict[UUID, tuple[str, str]] = msgspec.field(default_factory=dict)
+    """Each card issued: its customer and code."""
+    shares: dict[UUID, AccountShare] = msgspec.field(default_factory=dict)
+    cards: list[tuple[UUID, str]] = msgspec.field(default_factory=list)
+    """Card facts: the card, its status after."""
+    customers: list[tuple[str, Any]] = msgspec.field(default_factory=list)
+    """Customer facts: the customer, the fact."""
+    events: int = 0
+
+    def add(self, position: int, fact: Fact) -> None:
+        self.events += 1
+        body = fact.body
+        stream = fact.originator_id
+        if isinstance(body, feed.MovementRecorded):
+            share = self.shares.get(stream)
+            if share is None:
+                share = self.shares[stream] = AccountShare()
+            share.add(position, body)
+        elif isinstance(body, feed.AccountOpened):
+            self.opened[stream] = (str(body.customer_id), str(body.campaign_id))
+        elif isinstance(body, feed.CardIssued):
+            self.issued[stream] = (str(body.customer_id), body.code)
+            self.cards.append((stream, "active"))
+        elif isinstance(body, CARD_CHANGES):
+            self.cards.append((stream, card_status(body)))
+        else:
+            self.customers.append((str(stream), body))
+
+    def merge(self, later: Part) -> None:
+        """Folds in a later run of the log."""
+        self.opened |= later.opened
+        self.issued |= later.issued
+        for account_id, share in later.shares.items():
+            if account_id in self.shares:
+                self.shares[account_id].merge(share)
+            else:
+                self.shares[account_id] = share
+        self.cards += later.cards
+        self.customers += later.customers
+        self.events += later.events
+
+    def documents(self) -> Iterator[DocumentChange]:
+        """The lookups, then each customer's document."""
+        for account_id, (customer_id, campaign_id) in self.opened.items():
+            body = {"customer_id": customer_id, "campaign_id": campaign_id}
+            yield DocumentChange(collection=ACCOUNTS, key=str(account_id), body=body)
+        for card_id, (customer_id, code) in self.issued.items():
+            body = {"customer_id": customer_id, "code": code}
+            yield DocumentChange(collection=CARDS, key=str(card_id), body=body)
+        documents: dict[str, Body] = {}
+
+        def document(customer_id: str) -> Body:
+            if customer_id not in documents:
+                documents[customer_id] = new_customer(UUID(customer_id))
+            return documents[customer_id]
+
+        for card_id, status in self.cards:
+            customer_id, code = self.issued[card_id]
+            set_card(document(customer_id), code, status)
+        for customer_id, body in self.customers:
+            apply_customer_fact(document(customer_id), body)
+        shares: dict[str, list[tuple[str, AccountShare | None]]] = {}
+        for account_id, (customer_id, campaign_id) in self.opened.items():
+            document(customer_id)["accounts"][str(account_id)] = new_account(campaign_id)
+            shares.setdefault(customer_id, []).append(
+                (str(account_id), self.shares.pop(account_id, None))
+            )
+        for customer_id in sorted(documents):
+            body = document(customer_id)
+            add_shares(body, shares.get(customer_id, []))
+            documents.pop(customer_id)
+            yield DocumentChange(collection=CUSTOMERS, key=customer_id, body=body)
+
+
+def add_shares(document: Body, shares: list[tuple[str, AccountShare | None]]) -> None:
+    """A customer's document with their accounts' movements."""
+    whole = AccountShare()
+    recent: list[tuple[int, Body]] = []
+    for account_id, share in shares:
+        if share is None:
+            continue
+        account = document["accounts"][account_id]
+        account["points"] = share.points
+        account["credits"] = str(share.credits)
+        account["earned"] = share.earned
+        account["spent"] = share.spent
+        whole.add_purchases(share)
+        recent += share.recent
+    document["purchases"] = whole.purchases
+    document["returns"] = whole.returns
+    document["spend"] = str(whole.spend)
+    document["first_purchase_on"] = whole.first_purchase_on
+    document["last_purchase_on"] = whole.last_purchase_on
+    document["stores"] = [
+        {"store": store, "visits": visits}
+        for store, (_, visits) in sorted(whole.stores.items(), key=lambda s: s[1][0])
+    ]
+    recent.sort(key=lambda entry: -entry[0])
+    document["recent"] = [entry for _, entry in recent[:RECENT]]
+
+
+def fold_part(part: LogPart, facts: Iterator[tuple[int, Fact]]) -> Part:
+    folded_part = Part()
+    with collector_paused():
+        for position, fact in facts:
+            folded_part.add(position, fact)
+    return folded_part
+
+
 def set_card(document: Body, code: str, status: str) -> None:
     cards: list[Body] = document["cards"]
     for card in cards:
@@ -163,6 +352,41 @@ def card_status(body: Any) -> str:
     if isinstance(body, feed.CardReplaced):
         return "replaced"
     return "active"
+
+
+def apply_customer_fact(document: Body, body: Any) -> None:
+    """A registration, a home store set or an erasure, on the customer's document."""
+    if isinstance(body, feed.CustomerRegistered):
+        document["registered"] = True
+        document["signed_up_on"] = body.signed_up_on.isoformat()
+    elif isinstance(body, feed.HomeStoreSet):
+        document["home_store"] = body.store
+    else:
+        document["erased"] = True
+
+
+def store_of(movement: feed.Movement) -> str | None:
+    return movement.location.path[-2] if movement.location else None
+
+
+def day_of(movement: feed.Movement) -> str:
+    """The movement's local day (the store's), as an ISO date."""
+    if movement.location is None:
+        return movement.occurred_at.date().isoformat()
+    return local_time(movement.occurred_at, movement.location.timezone).date().isoformat()
+
+
+def recent_entry(recorded: feed.MovementRecorded, store: str | None) -> Body:
+    movement = recorded.movement
+    return {
+        "movement_id": movement.movement_id,
+        "type": movement.type.value,
+        "card": movement.card,
+        "occurred_at": movement.occurred_at.isoformat(),
+        "store": store,
+        "amount": str(movement.amount),
+        "points": recorded.derivation.points_delta,
+    }
 
 
 def add_visit(document: Body, store: str) -> None:
@@ -183,33 +407,18 @@ def add_movement(document: Body, account_id: str, recorded: feed.MovementRecorde
     earned, spent = recorded.derivation.points_moved()
     account["earned"] += earned
     account["spent"] += spent
-    store = movement.location.path[-2] if movement.location else None
-    day = (
-        local_time(movement.occurred_at, movement.location.timezone).date().isoformat()
-        if movement.location
-        else movement.occurred_at.date().isoformat()
-    )
+    store = store_of(movement)
     if movement.type in (MovementType.PURCHASE, MovementType.RETURN):
         purchase = movement.type is MovementType.PURCHASE
         sign = 1 if purchase else -1
         document["spend"] = str(Decimal(document["spend"]) + sign * movement.amount)
         document["purchases" if purchase else "returns"] += 1
         if purchase:
+            day = day_of(movement)
             document["first_purchase_on"] = min(filter(None, [document["first_purchase_on"], day]))
             document["last_purchase_on"] = max(filter(None, [document["last_purchase_on"], day]))
             if store is not None:
                 add_visit(document, store)
-    recent: list[dict[str, Any]] = document["recent"]
-    recent.insert(
-        0,
-        {
-            "movement_id": movement.movement_id,
-            "type": movement.type.value,
-            "card": movement.card,
-            "occurred_at": movement.occurred_at.isoformat(),
-            "store": store,
-            "amount": str(movement.amount),
-            "points": recorded.derivation.points_delta,
-        },
-    )
+    recent: list[Body] = document["recent"]
+    recent.insert(0, recent_entry(recorded, store))
     del recent[RECENT:]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Self
 
@@ -72,7 +72,10 @@ class DocumentModel(ReadModel):
         """The documents ``facts`` change, in log order."""
 
     def create(self, indexed: bool = True) -> None:
-        self.view.create_table()
+        self.view.create_table(indexed)
+
+    def create_indexes(self) -> None:
+        self.view.create_indexes()
 
     def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:
         self.registry.check(self.name, self.generation, self.shape)
@@ -93,9 +96,9 @@ class DocumentModel(ReadModel):
 
     def bulk_changes(
         self, settings: Settings, head: int
-    ) -> tuple[list[DocumentChange], int] | None:
-        """Every document of the log up to ``head`` and the events they sum, computed at
-        once (``None``: this read model has no such path)."""
+    ) -> tuple[Iterable[DocumentChange], int] | None:
+        """Every document of the log up to ``head`` (each once) and the events they sum,
+        computed at once (``None``: this read model has no such path)."""
         return None
 
     def fill(self, settings: Settings, head: int) -> int:
@@ -104,6 +107,7 @@ class DocumentModel(ReadModel):
         if bulk is None:
             return 0
         changes, events = bulk
+        self.view.load(changes)
         seconds = time.monotonic() - started
         progress = Progress(
             position=head,
@@ -115,7 +119,7 @@ class DocumentModel(ReadModel):
         collection, key = PROGRESS
         body = msgspec.to_builtins(progress)
         self.view.write(
-            [*changes, DocumentChange(collection=collection, key=key, body=body)],
+            [DocumentChange(collection=collection, key=key, body=body)],
             Tracking(LedgerFeed.name, head),
         )
         return events
