@@ -53,6 +53,8 @@ variable                           meaning                                      
                                    transaction
 ``LOYALTY_PROJECTION_FLUSH_MS``     longest a projection holds events before    ``50``
                                    applying them (the lag it adds when idle)
+``LOYALTY_FILL_PARALLEL_FROM``      shortest log a rebuild folds in worker      ``100000``
+                                   processes (one per core) rather than itself
 ``LOYALTY_DOCUMENT_STORE``          where document read models live:            ``postgres``
                                    ``postgres`` or ``mongodb``
 ``LOYALTY_MONGO_URL``               the MongoDB server of ``mongodb``           (empty)
