@@ -1,12 +1,13 @@
 """The dashboard's store-month documents, in PostgreSQL and in MongoDB alike: figures
-checked by hand, and a rebuild (summed in bulk by the database) identical to what the
-runner built event by event."""
+checked by hand, and a rebuild (summed in bulk, in worker processes or not) identical to
+what the runner built event by event."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from loyalty.adapters.documents import DocumentQuery
@@ -64,14 +65,16 @@ def test_each_store_month_sums_its_movements(shopped: Services, store: Settings)
     assert found[0]["points_issued"] == 38
 
 
+@pytest.mark.parametrize("parallel_from", [100_000, 1], ids=["folded here", "in processes"])
 def test_a_rebuild_in_bulk_holds_exactly_what_the_runner_built(
-    shopped: Services, store: Settings
+    shopped: Services, store: Settings, parallel_from: int
 ) -> None:
     with caught_up(store, [Dashboard]):
         incremental = documents(store)
 
     datastore = read_datastore(store)
-    generation = rebuild(store, Dashboard, datastore)
+    settings = msgspec.structs.replace(store, fill_parallel_from=parallel_from)
+    generation = rebuild(settings, Dashboard, datastore)
     datastore.close()
 
     assert generation == 2

@@ -4,22 +4,18 @@ MongoDB, so a dashboard reads a month of the chain as a handful of small documen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-
-from psycopg import Cursor
-from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
 
 from loyalty.adapters.documents import Body, DocumentChange
 from loyalty.domain.account import Account
 from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
+from loyalty.projections.bulk import Part, folded, parts_of
 from loyalty.projections.documents import DocumentModel
 from loyalty.projections.feed import Fact, topic_of
-from loyalty.projections.tables import in_ranges
 from loyalty.rules.schedule import local_time
 from loyalty.settings import Settings
 
@@ -36,56 +32,20 @@ def key_of(store: str, month: str) -> str:
     return f"{store}|{month}"
 
 
-STORE_MONTHS_OF_THE_LOG = """
-SELECT store, month, sum(sign * amount) AS revenue, count(*) FILTER (WHERE sign = 1) AS receipts,
-       sum(p.issued)::bigint AS issued, sum(p.redeemed)::bigint AS redeemed, count(*) AS events
-FROM (
-    SELECT m->'location'->'path'->>-2 AS store,
-           to_char((m->>'occurred_at')::timestamptz AT TIME ZONE (m->'location'->>'timezone'),
-                   'YYYY-MM') AS month,
-           CASE m->>'type' WHEN 'purchase' THEN 1 WHEN 'return' THEN -1 ELSE 0 END AS sign,
-           (m->>'amount')::numeric AS amount, transactions
-    FROM (
-        SELECT j->'movement' AS m, j->'derivation'->'transactions' AS transactions
-        FROM (SELECT convert_from(state, 'UTF8')::jsonb AS j FROM {events}
-              WHERE notification_id > %s AND notification_id <= %s AND topic = %s) stored
-    ) recorded
-    WHERE jsonb_typeof(m->'location') = 'object'
-) movements
-CROSS JOIN LATERAL (
-    SELECT coalesce(sum(t.points) FILTER (WHERE t.points > 0), 0) AS issued,
-           coalesce(-sum(t.points) FILTER (WHERE t.points < 0), 0) AS redeemed
-    FROM (SELECT (x->>'amount')::bigint AS points FROM jsonb_array_elements(transactions) x
-          WHERE x->>'kind' = 'points') t
-) p
-GROUP BY store, month
-"""
-"""Every store's months of a range of the log, summed by PostgreSQL where the movements are
-stored."""
-
-
 class Dashboard(DocumentModel):
     name = "dashboard"
     topics = (topic_of(Account.MovementRecorded),)
 
     def bulk_changes(self, settings: Settings, head: int) -> tuple[list[DocumentChange], int]:
-        """Every store's month document of the log up to ``head``, summed in the database."""
-        statement = SQL(STORE_MONTHS_OF_THE_LOG).format(
-            events=Identifier(settings.pg_schema, "ledger_events")
-        )
-
-        def store_months(curs: Cursor[DictRow], after: int, through: int) -> list[DictRow]:
-            curs.execute(statement, (after, through, topic_of(Account.MovementRecorded)))
-            return curs.fetchall()
-
-        deltas: dict[tuple[str, str], list[Any]] = {}
-        events = 0
-        for rows in in_ranges(settings, head, store_months):
-            for row in rows:
-                delta = deltas.setdefault((row["store"], row["month"]), [Decimal(0), 0, 0, 0])
-                for i, figure in enumerate(("revenue", "receipts", "issued", "redeemed")):
-                    delta[i] += row[figure]
-                events += row["events"]
+        """Every store's month document of the log up to ``head``: worker processes sum the
+        log's parts, summed again here."""
+        parts = folded(parts_of(settings, self.generation, head, self.topics), fold_part)
+        deltas: Deltas = {}
+        for part, _ in parts:
+            for store_month, delta in part.items():
+                total = deltas.setdefault(store_month, [Decimal(0), 0, 0, 0])
+                for i, figure in enumerate(delta):
+                    total[i] += figure
         changes = [
             DocumentChange(
                 collection=STORE_MONTHS,
@@ -94,19 +54,12 @@ class Dashboard(DocumentModel):
             )
             for (store, month), delta in sorted(deltas.items())
         ]
-        return changes, events
+        return changes, sum(events for _, events in parts)
 
     def changes(self, facts: Sequence[Fact]) -> list[DocumentChange]:
-        deltas: dict[tuple[str, str], list[Any]] = {}
+        deltas: Deltas = {}
         for fact in facts:
-            recorded: feed.MovementRecorded = fact.body
-            movement = recorded.movement
-            if movement.location is None:
-                continue
-            store = movement.location.path[-2]
-            month = local_month(movement.occurred_at, movement.location.timezone)
-            delta = deltas.setdefault((store, month), [Decimal(0), 0, 0, 0])
-            add_movement(delta, recorded)
+            add_to_month(deltas, fact.body)
         stored = self.view.get_many(STORE_MONTHS, [key_of(*k) for k in deltas])
         return [
             DocumentChange(
@@ -116,6 +69,30 @@ class Dashboard(DocumentModel):
             )
             for (store, month), delta in deltas.items()
         ]
+
+
+Deltas = dict[tuple[str, str], list[Any]]
+"""What movements add to each store's month: revenue, receipts, points issued and redeemed."""
+
+
+def fold_part(part: Part, facts: Iterator[tuple[int, Fact]]) -> tuple[Deltas, int]:
+    """What a part of the log adds to each store's month, and its events."""
+    deltas: Deltas = {}
+    events = 0
+    for _, fact in facts:
+        add_to_month(deltas, fact.body)
+        events += 1
+    return deltas, events
+
+
+def add_to_month(deltas: Deltas, recorded: feed.MovementRecorded) -> None:
+    """Adds a movement to its store's month (one without a store has none)."""
+    movement = recorded.movement
+    if movement.location is None:
+        return
+    store = movement.location.path[-2]
+    month = local_month(movement.occurred_at, movement.location.timezone)
+    add_movement(deltas.setdefault((store, month), [Decimal(0), 0, 0, 0]), recorded)
 
 
 def add_movement(delta: list[Any], recorded: feed.MovementRecorded) -> None:
