@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -23,6 +24,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
+from loyalty.commands.collector import collector_paused
 from loyalty.projections import feed
 from loyalty.projections.bulk import Part, folded, parts_of
 from loyalty.projections.feed import CUSTOMER_TOPICS, Fact, LedgerFeed
@@ -74,7 +76,7 @@ class AccountTotals(msgspec.Struct, kw_only=True):
     earned: int = 0
     spent: int = 0
     movements: int = 0
-    last_movement_at: Any = None
+    last_movement_at: datetime | None = None
     last_movement_id: str | None = None
 
     def merge(self, later: AccountTotals) -> None:
@@ -97,7 +99,9 @@ class Changes(msgspec.Struct):
     totals: dict[UUID, AccountTotals] = msgspec.field(default_factory=dict)
     issued: dict[UUID, list[Any]] = msgspec.field(default_factory=dict)
     changed: list[tuple[str, str | None, UUID]] = msgspec.field(default_factory=list)
-    customers: list[tuple[UUID, Any, str | None, bool]] = msgspec.field(default_factory=list)
+    customers: list[tuple[UUID, date | None, str | None, bool]] = msgspec.field(
+        default_factory=list
+    )
     events: int = 0
 
     def add(self, fact: Fact) -> tuple[Any, ...] | None:
@@ -166,10 +170,13 @@ class Balances(TableModel):
         merged here in log order and written at once, with ``head`` as the position. A
         crash halfway leaves a generation without a position, which a rebuild discards."""
         started = time.monotonic()
-        parts = folded(parts_of(settings, self.generation, head, self.topics), fold_part)
-        changes = parts[0]
-        for later in parts[1:]:
-            changes.merge(later)
+        with collector_paused():
+            parts = folded(
+                parts_of(settings, self.generation, head, self.topics), fold_part, Changes
+            )
+            changes = parts[0]
+            for later in parts[1:]:
+                changes.merge(later)
         newest = event_time(self.view.datastore, settings, head)
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL synchronous_commit = off")
@@ -229,7 +236,7 @@ class Balances(TableModel):
         )
 
     def write_customers(
-        self, curs: Cursor[DictRow], customers: list[tuple[UUID, Any, str | None, bool]]
+        self, curs: Cursor[DictRow], customers: list[tuple[UUID, date | None, str | None, bool]]
     ) -> None:
         """Applies customer events in log order (several may concern one customer)."""
         if not customers:
@@ -289,8 +296,8 @@ def fold_part(part: Part, facts: Iterator[tuple[int, Fact]]) -> Changes:
 
 
 def customers_known(
-    facts: list[tuple[UUID, Any, str | None, bool]],
-) -> list[tuple[UUID, Any, str | None, bool]]:
+    facts: list[tuple[UUID, date | None, str | None, bool]],
+) -> list[tuple[UUID, date | None, str | None, bool]]:
     """Each customer's row after their facts in log order, as :meth:`Balances.write_customers`
     would leave it."""
     known: dict[UUID, list[Any]] = {}
@@ -314,7 +321,7 @@ def totals_row(t: AccountTotals) -> tuple[Any, ...]:
     )
 
 
-def customer_row(fact: Fact) -> tuple[UUID, Any, str | None, bool]:
+def customer_row(fact: Fact) -> tuple[UUID, date | None, str | None, bool]:
     """What one customer event tells: signup day, home store, erasure (``None``: unchanged)."""
     body = fact.body
     if isinstance(body, feed.CustomerRegistered):

@@ -19,11 +19,13 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+import msgspec
 import psycopg
 from psycopg.sql import SQL, Identifier
 
+from loyalty.commands.collector import collector_paused
 from loyalty.projections.feed import Fact, fact_of
 from loyalty.settings import Settings
 
@@ -78,16 +80,24 @@ def parts_of(settings: Settings, generation: int, head: int, topics: Sequence[st
     ]
 
 
-def folded(parts: Sequence[Part], fold: Fold[T]) -> list[T]:
-    """Each part folded by ``fold``, in log order: in worker processes (one per core) when
-    there are several parts, else here."""
+def folded(parts: Sequence[Part], fold: Fold[T], kind: type[T]) -> list[T]:
+    """Each part folded by ``fold`` into a ``kind``, in log order: in worker processes (one
+    per core) when there are several parts, else here. A worker hands its fold back encoded
+    by msgspec (MessagePack), an order of magnitude faster than pickling a million small
+    objects."""
     if len(parts) == 1:
-        return [run(fold, parts[0])]
+        with collector_paused():
+            return [fold(parts[0], facts_of(parts[0]))]
     context = multiprocessing.get_context("spawn")
     workers = min(len(parts), os.cpu_count() or 1)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(run, [fold] * len(parts), parts))
+    decoder = msgspec.msgpack.Decoder(kind)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, collector_paused():
+        return [decoder.decode(encoded) for encoded in pool.map(run, [fold] * len(parts), parts)]
 
 
-def run(fold: Fold[T], part: Part) -> T:
-    return fold(part, facts_of(part))
+def run(fold: Fold[Any], part: Part) -> bytes:
+    """``fold`` over ``part``, encoded, without the cyclic garbage collector: a fold
+    allocates millions of objects in no cycle, and the collector's passes over them cost
+    more than the decoding."""
+    with collector_paused():
+        return msgspec.msgpack.encode(fold(part, facts_of(part)))

@@ -9,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from loyalty.adapters.documents import Body, DocumentChange
 from loyalty.domain.account import Account
 from loyalty.domain.movement import MovementType
@@ -39,11 +41,13 @@ class Dashboard(DocumentModel):
     def bulk_changes(self, settings: Settings, head: int) -> tuple[list[DocumentChange], int]:
         """Every store's month document of the log up to ``head``: worker processes sum the
         log's parts, summed again here."""
-        parts = folded(parts_of(settings, self.generation, head, self.topics), fold_part)
+        parts = folded(
+            parts_of(settings, self.generation, head, self.topics), fold_part, MonthsPart
+        )
         deltas: Deltas = {}
-        for part, _ in parts:
-            for store_month, delta in part.items():
-                total = deltas.setdefault(store_month, [Decimal(0), 0, 0, 0])
+        for part in parts:
+            for store, month, *delta in part.months:
+                total = deltas.setdefault((store, month), [Decimal(0), 0, 0, 0])
                 for i, figure in enumerate(delta):
                     total[i] += figure
         changes = [
@@ -54,7 +58,7 @@ class Dashboard(DocumentModel):
             )
             for (store, month), delta in sorted(deltas.items())
         ]
-        return changes, sum(events for _, events in parts)
+        return changes, sum(part.events for part in parts)
 
     def changes(self, facts: Sequence[Fact]) -> list[DocumentChange]:
         deltas: Deltas = {}
@@ -75,14 +79,20 @@ Deltas = dict[tuple[str, str], list[Any]]
 """What movements add to each store's month: revenue, receipts, points issued and redeemed."""
 
 
-def fold_part(part: Part, facts: Iterator[tuple[int, Fact]]) -> tuple[Deltas, int]:
+class MonthsPart(msgspec.Struct, frozen=True):
     """What a part of the log adds to each store's month, and its events."""
+
+    months: list[tuple[str, str, Decimal, int, int, int]]
+    events: int
+
+
+def fold_part(part: Part, facts: Iterator[tuple[int, Fact]]) -> MonthsPart:
     deltas: Deltas = {}
     events = 0
     for _, fact in facts:
         add_to_month(deltas, fact.body)
         events += 1
-    return deltas, events
+    return MonthsPart([(store, month, *delta) for (store, month), delta in deltas.items()], events)
 
 
 def add_to_month(deltas: Deltas, recorded: feed.MovementRecorded) -> None:

@@ -22,6 +22,7 @@ from eventsourcing.persistence import ProgrammingError, Tracking
 from eventsourcing.postgres import PostgresDatastore
 
 from loyalty.adapters.documents import DocumentChange, DocumentView, document_view
+from loyalty.commands.collector import collector_paused
 from loyalty.projections.feed import Fact, LedgerFeed
 from loyalty.projections.log import event_time
 from loyalty.projections.registry import Registry
@@ -103,11 +104,12 @@ class DocumentModel(ReadModel):
 
     def fill(self, settings: Settings, head: int) -> int:
         started = time.monotonic()
-        bulk = self.bulk_changes(settings, head)
-        if bulk is None:
-            return 0
-        changes, events = bulk
-        self.view.load(changes)
+        with collector_paused():
+            bulk = self.bulk_changes(settings, head)
+            if bulk is None:
+                return 0
+            changes, events = bulk
+            self.view.load(changes)
         seconds = time.monotonic() - started
         progress = Progress(
             position=head,
