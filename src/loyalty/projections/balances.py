@@ -10,6 +10,7 @@ do not expire in this ledger, so no expiry column is kept.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
@@ -61,6 +62,7 @@ INDEXES = (
 )
 
 _encoder = msgspec.json.Encoder()
+log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = (
     "account_id, version, movement_id, type, card, occurred_at, store, amount, points_delta,"
@@ -177,6 +179,7 @@ class Balances(TableModel):
             changes = parts[0]
             for later in parts[1:]:
                 changes.merge(later)
+        log.info("balances: parts merged at %.1f s", time.monotonic() - started)
         newest = event_time(self.view.datastore, settings, head)
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL synchronous_commit = off")

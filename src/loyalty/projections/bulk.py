@@ -14,8 +14,10 @@ below ``LOYALTY_FILL_PARALLEL_FROM`` events.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
@@ -30,6 +32,7 @@ from loyalty.projections.feed import Fact, fact_of
 from loyalty.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 STORED_EVENTS = (
     "COPY (SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
@@ -85,6 +88,7 @@ def folded(parts: Sequence[Part], fold: Fold[T], kind: type[T]) -> list[T]:
     per core) when there are several parts, else here. A worker hands its fold back encoded
     by msgspec (MessagePack), an order of magnitude faster than pickling a million small
     objects."""
+    started = time.monotonic()
     if len(parts) == 1:
         with collector_paused():
             return [fold(parts[0], facts_of(parts[0]))]
@@ -92,7 +96,14 @@ def folded(parts: Sequence[Part], fold: Fold[T], kind: type[T]) -> list[T]:
     workers = min(len(parts), os.cpu_count() or 1)
     decoder = msgspec.msgpack.Decoder(kind)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, collector_paused():
-        return [decoder.decode(encoded) for encoded in pool.map(run, [fold] * len(parts), parts)]
+        found = [decoder.decode(encoded) for encoded in pool.map(run, [fold] * len(parts), parts)]
+    log.info(
+        "folded %d parts through %d in %.1f s",
+        len(parts),
+        parts[-1].through,
+        time.monotonic() - started,
+    )
+    return found
 
 
 def run(fold: Fold[Any], part: Part) -> bytes:

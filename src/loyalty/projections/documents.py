@@ -11,6 +11,7 @@ dropped.
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
@@ -28,6 +29,8 @@ from loyalty.projections.log import event_time
 from loyalty.projections.registry import Registry
 from loyalty.projections.runner import Progress, ReadModel
 from loyalty.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PROGRESS = ("progress", "read_model")
 """The collection and key of a generation's progress document."""
@@ -109,8 +112,9 @@ class DocumentModel(ReadModel):
             if bulk is None:
                 return 0
             changes, events = bulk
-            self.view.load(changes)
+            loaded = self.view.load(changes)
         seconds = time.monotonic() - started
+        log.info("%s: %d documents of %d events in %.1f s", self.name, loaded, events, seconds)
         progress = Progress(
             position=head,
             newest_event_at=event_time(self.registry.datastore, settings, head),

@@ -435,7 +435,9 @@ def rebuilt(
                 registry.swap(model_class.name, new)
                 break
             if position >= head:
+                started = time.monotonic()
                 runner.model.create_indexes()
+                log.info("%s: indexed in %.1f s", model_class.name, time.monotonic() - started)
                 indexed = True
                 continue
             if pause.wait(poll_s):
