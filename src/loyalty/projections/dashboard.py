@@ -37,6 +37,7 @@ def key_of(store: str, month: str) -> str:
 class Dashboard(DocumentModel):
     name = "dashboard"
     topics = (topic_of(Account.MovementRecorded),)
+    finds = True
 
     def bulk_changes(self, settings: Settings, head: int) -> tuple[list[DocumentChange], int]:
         """Every store's month document of the log up to ``head``: worker processes sum the

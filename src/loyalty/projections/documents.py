@@ -45,6 +45,10 @@ class DocumentModel(ReadModel):
     (:meth:`changes`), reading the documents they change through ``self.view``."""
 
     view: DocumentView
+    finds: bool = False
+    """Whether reads filter its documents (``find``, ``count_by``) rather than get them by
+    key: only then does a PostgreSQL view keep an index of every body, which costs each
+    write an entry per field and a rebuild minutes of indexing."""
 
     def __init__(self, view: DocumentView, generation: int, batch: int, registry: Registry) -> None:
         super().__init__(view, generation, batch)
@@ -76,10 +80,11 @@ class DocumentModel(ReadModel):
         """The documents ``facts`` change, in log order."""
 
     def create(self, indexed: bool = True) -> None:
-        self.view.create_table(indexed)
+        self.view.create_table(indexed and self.finds)
 
     def create_indexes(self) -> None:
-        self.view.create_indexes()
+        if self.finds:
+            self.view.create_indexes()
 
     def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:
         self.registry.check(self.name, self.generation, self.shape)
