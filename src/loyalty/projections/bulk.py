@@ -74,7 +74,7 @@ def parts_of(settings: Settings, generation: int, head: int, topics: Sequence[st
     """The log up to ``head`` in contiguous parts: one when it is short, else two per core
     (so that a part of costlier events does not leave a core idle for long)."""
     cores = os.cpu_count() or 1
-    count = 1 if head < settings.fill_parallel_from else 2 * cores
+    count = 1 if head < settings.fill_parallel_from else min(2 * cores, head)
     bounds = [head * i // count for i in range(count + 1)]
     return [
         Part(settings, generation, after, through, tuple(topics))
