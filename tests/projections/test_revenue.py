@@ -205,8 +205,9 @@ def test_the_rollups_give_the_figures_of_the_facts(
     assert all(r.figures.customers for r in from_facts)
 
 
+@pytest.mark.parametrize("parallel_from", [100_000, 1], ids=["folded here", "in processes"])
 def test_a_rebuild_holds_exactly_the_facts_and_rollups_built_incrementally(
-    posted: list[PostMovement], settings: Settings
+    posted: list[PostMovement], settings: Settings, parallel_from: int
 ) -> None:
     orders = {
         "sales": "account_id, version",
@@ -219,7 +220,9 @@ def test_a_rebuild_holds_exactly_the_facts_and_rollups_built_incrementally(
         incremental = {t: rows(settings, "revenue", t, order) for t, order in orders.items()}
 
     datastore = read_datastore(settings)
-    generation = rebuild(settings, Revenue, datastore)
+    generation = rebuild(
+        msgspec.structs.replace(settings, fill_parallel_from=parallel_from), Revenue, datastore
+    )
     datastore.close()
 
     assert generation == 2

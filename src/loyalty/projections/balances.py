@@ -27,7 +27,7 @@ from psycopg.sql import SQL
 
 from loyalty.commands.collector import collector_paused
 from loyalty.projections import feed
-from loyalty.projections.bulk import Part, folded, parts_of
+from loyalty.projections.bulk import Part, StoredRow, decoded, folded, parts_of
 from loyalty.projections.feed import CUSTOMER_TOPICS, Fact, LedgerFeed
 from loyalty.projections.log import event_time
 from loyalty.projections.tables import TableModel, Tables, columns, record_position
@@ -279,7 +279,7 @@ class Balances(TableModel):
             )
 
 
-def fold_part(part: Part, facts: Iterator[tuple[int, Fact]]) -> Changes:
+def fold_part(part: Part, rows: Iterator[StoredRow]) -> Changes:
     """A part of the log's history rows, written by COPY, and the rest of its changes."""
     tables = Tables(part.settings.read_schema, Balances.name, part.generation)
     changes = Changes()
@@ -291,7 +291,7 @@ def fold_part(part: Part, facts: Iterator[tuple[int, Fact]]) -> Changes:
         with curs.copy(
             SQL("COPY {} ({}) FROM STDIN").format(tables("history"), SQL(HISTORY_COLUMNS))
         ) as copy:
-            for _, fact in facts:
+            for _, fact in decoded(rows):
                 row = changes.add(fact)
                 if row is not None:
                     copy.write_row(row)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
 from typing import Any, NamedTuple, TypeVar
+from uuid import UUID
 
 import msgspec
 import psycopg
@@ -52,13 +53,16 @@ class Part(NamedTuple):
     topics: tuple[str, ...]
 
 
-Fold = Callable[[Part, Iterator[tuple[int, Fact]]], T]
-"""Folds a part's facts (with their positions, in log order) into its partial result; a
-module-level function, so that a worker process can be handed it."""
+StoredRow = tuple[int, UUID, int, str, bytes]
+"""A stored event: its position, stream, version, topic and state."""
+
+Fold = Callable[[Part, Iterator[StoredRow]], T]
+"""Folds a part's stored events (in log order) into its partial result; a module-level
+function, so that a worker process can be handed it."""
 
 
-def facts_of(part: Part) -> Iterator[tuple[int, Fact]]:
-    """The part's stored events, decoded, with their positions, in log order."""
+def stored_rows(part: Part) -> Iterator[StoredRow]:
+    """The part's stored events, in log order."""
     statement = SQL(STORED_EVENTS).format(Identifier(part.settings.pg_schema, "ledger_events"))
     with (
         psycopg.connect(part.settings.conninfo()) as conn,
@@ -66,8 +70,13 @@ def facts_of(part: Part) -> Iterator[tuple[int, Fact]]:
         curs.copy(statement, (part.after, part.through, list(part.topics))) as copy,
     ):
         copy.set_types(["int8", "uuid", "int8", "text", "bytea"])
-        for position, originator_id, version, topic, state in copy.rows():
-            yield position, fact_of(originator_id, version, topic, state)
+        yield from copy.rows()
+
+
+def decoded(rows: Iterator[StoredRow]) -> Iterator[tuple[int, Fact]]:
+    """Stored events decoded into facts, with their positions."""
+    for position, originator_id, version, topic, state in rows:
+        yield position, fact_of(originator_id, version, topic, state)
 
 
 def parts_of(settings: Settings, generation: int, head: int, topics: Sequence[str]) -> list[Part]:
@@ -91,7 +100,7 @@ def folded(parts: Sequence[Part], fold: Fold[T], kind: type[T]) -> list[T]:
     started = time.monotonic()
     if len(parts) == 1:
         with collector_paused():
-            return [fold(parts[0], facts_of(parts[0]))]
+            return [fold(parts[0], stored_rows(parts[0]))]
     context = multiprocessing.get_context("spawn")
     workers = min(len(parts), os.cpu_count() or 1)
     decoder = msgspec.msgpack.Decoder(kind)
@@ -111,4 +120,4 @@ def run(fold: Fold[Any], part: Part) -> bytes:
     allocates millions of objects in no cycle, and the collector's passes over them cost
     more than the decoding."""
     with collector_paused():
-        return msgspec.msgpack.encode(fold(part, facts_of(part)))
+        return msgspec.msgpack.encode(fold(part, stored_rows(part)))

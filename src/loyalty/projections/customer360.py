@@ -21,7 +21,7 @@ from loyalty.adapters.documents import Body, DocumentChange
 from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
 from loyalty.projections.bulk import Part as LogPart
-from loyalty.projections.bulk import folded, parts_of
+from loyalty.projections.bulk import StoredRow, decoded, folded, parts_of
 from loyalty.projections.documents import DocumentModel
 from loyalty.projections.feed import CUSTOMER_TOPICS, Fact
 from loyalty.rules.schedule import local_time
@@ -330,9 +330,9 @@ def add_shares(document: Body, shares: list[tuple[str, AccountShare | None]]) ->
     document["recent"] = msgspec.json.decode(b"[%s]" % b",".join(e for _, e in recent[:RECENT]))
 
 
-def fold_part(part: LogPart, facts: Iterator[tuple[int, Fact]]) -> Part:
+def fold_part(part: LogPart, rows: Iterator[StoredRow]) -> Part:
     folded_part = Part()
-    for position, fact in facts:
+    for position, fact in decoded(rows):
         folded_part.add(position, fact)
     return folded_part
 

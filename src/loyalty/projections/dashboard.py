@@ -15,7 +15,7 @@ from loyalty.adapters.documents import Body, DocumentChange
 from loyalty.domain.account import Account
 from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
-from loyalty.projections.bulk import Part, folded, parts_of
+from loyalty.projections.bulk import Part, StoredRow, decoded, folded, parts_of
 from loyalty.projections.documents import DocumentModel
 from loyalty.projections.feed import Fact, topic_of
 from loyalty.rules.schedule import local_time
@@ -87,10 +87,10 @@ class MonthsPart(msgspec.Struct, frozen=True):
     events: int
 
 
-def fold_part(part: Part, facts: Iterator[tuple[int, Fact]]) -> MonthsPart:
+def fold_part(part: Part, rows: Iterator[StoredRow]) -> MonthsPart:
     deltas: Deltas = {}
     events = 0
-    for _, fact in facts:
+    for _, fact in decoded(rows):
         add_to_month(deltas, fact.body)
         events += 1
     return MonthsPart([(store, month, *delta) for (store, month), delta in deltas.items()], events)

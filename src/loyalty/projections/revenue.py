@@ -1,8 +1,9 @@
 """The revenue cube: what each movement sold, where, when and to whom.
 
 Two fact tables, at the grain of the movement and of its lines, each keyed by the account
-event that recorded it, extracted from the stored movements by PostgreSQL itself
-(:data:`MOVEMENTS`):
+event that recorded it, extracted from the stored movements by PostgreSQL itself batch by
+batch (:data:`MOVEMENTS`), and by worker processes in a rebuild (:func:`fold_part`, the
+same facts: a test compares the two):
 
 - ``sales``: local day and hour (in the store's time zone), store and terminal codes,
   customer and card, revenue (a purchase's amount, minus a return's), receipts (1 per
@@ -23,18 +24,27 @@ the network tree's levels roll stores up at query time, from the tree as it stan
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
 
+import msgspec
+import psycopg
 from eventsourcing.persistence import Tracking
-from psycopg import Cursor
+from psycopg import Copy, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from loyalty.domain.account import Account
 from loyalty.projections import feed
+from loyalty.projections.bulk import Part, StoredRow, folded, parts_of
 from loyalty.projections.feed import Fact, LedgerFeed, RawMovementsMapper, topic_of
 from loyalty.projections.log import event_time
-from loyalty.projections.tables import BULK_MEMORY, TableModel, in_ranges, record_position
+from loyalty.projections.tables import BULK_MEMORY, TableModel, Tables, record_position
+from loyalty.rules.schedule import local_time
 from loyalty.settings import Settings
 
 TABLES = (
@@ -74,14 +84,6 @@ BATCH = """
     FROM unnest(%b::uuid[], %b::bigint[], %b::bytea[]) AS e(account_id, version, state)
 """
 """The movements of a batch the runner read, sent back as stored."""
-
-LOG_RANGE = """
-    SELECT e.originator_id AS account_id, e.originator_version AS version,
-           convert_from(e.state, 'UTF8')::jsonb AS j
-    FROM {events} e
-    WHERE e.notification_id > %s AND e.notification_id <= %s AND e.topic = %s
-"""
-"""The movements of a range of the log, read by PostgreSQL where they are stored."""
 
 MOVEMENTS = """
 WITH batch AS MATERIALIZED ({batch}), movements AS (
@@ -210,7 +212,7 @@ class Revenue(TableModel):
             )
 
     def movements(self, batch: SQL | Composed, rollups: SQL | Composed) -> Composed:
-        """:data:`MOVEMENTS` over ``batch`` (:data:`BATCH` or :data:`LOG_RANGE`)."""
+        """:data:`MOVEMENTS` over ``batch`` (:data:`BATCH`)."""
         return SQL(MOVEMENTS).format(
             batch=batch,
             owners=self.tables("owners"),
@@ -232,10 +234,11 @@ class Revenue(TableModel):
         return SQL(ROLLUP).format(rollup=self.tables(table), period=SQL(PERIOD_STARTS[table]))
 
     def fill(self, settings: Settings, head: int) -> int:
-        """Fills this fresh generation with the log up to ``head`` in bulk: PostgreSQL reads
-        the stored movements where they lie, range by range, one range per core at a time,
-        then rolls every fact up at once and records ``head`` as the position reached. A
-        crash halfway leaves a generation without a position, which a rebuild discards."""
+        """Fills this fresh generation with the log up to ``head`` in bulk: the owners of
+        accounts first (by PostgreSQL), then worker processes decode the log's parts and
+        write their facts (:func:`fold_part`), then every fact is rolled up at once and
+        ``head`` recorded as the position reached. A crash halfway leaves a generation
+        without a position, which a rebuild discards."""
         events = Identifier(settings.pg_schema, "ledger_events")
         started = time.monotonic()
         with self.view.datastore.transaction(commit=True) as curs:
@@ -243,14 +246,8 @@ class Revenue(TableModel):
                 SQL(OWNERS).format(owners=self.tables("owners"), events=events),
                 (head, topic_of(Account.Opened)),
             )
-        facts = self.movements(SQL(LOG_RANGE).format(events=events), SQL(""))
-
-        def fill_range(curs: Cursor[DictRow], after: int, through: int) -> int:
-            curs.execute(facts, (after, through, topic_of(Account.MovementRecorded)))
-            row = curs.fetchone()
-            return int(row["count"]) if row else 0
-
-        filled = sum(in_ranges(settings, head, fill_range))
+        topics = (topic_of(Account.MovementRecorded),)
+        filled = sum(folded(parts_of(settings, self.generation, head, topics), fold_part, int))
         newest = event_time(self.view.datastore, settings, head)
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("SET LOCAL work_mem = {}").format(BULK_MEMORY))
@@ -261,3 +258,148 @@ class Revenue(TableModel):
             record_position(curs, self.tables, head, newest, filled, seconds)
             self.view._insert_tracking(curs, Tracking(LedgerFeed.name, head))
         return filled
+
+
+class SoldLine(msgspec.Struct, frozen=True):
+    sku: str
+    department: str
+    quantity: Decimal
+    amount: Decimal
+
+
+class SoldAt(msgspec.Struct, frozen=True):
+    path: tuple[str, ...]
+    timezone: str
+
+
+class Sold(msgspec.Struct, frozen=True):
+    type: str
+    card: str
+    occurred_at: datetime
+    amount: Decimal
+    lines: tuple[SoldLine, ...] = ()
+    location: SoldAt | None = None
+
+
+class PointsMoved(msgspec.Struct, frozen=True):
+    kind: str
+    amount: Decimal
+
+
+class SoldDerivation(msgspec.Struct, frozen=True):
+    transactions: tuple[PointsMoved, ...]
+
+
+class SoldRecorded(msgspec.Struct, frozen=True):
+    """What the facts read of a stored ``Account.MovementRecorded``."""
+
+    movement: Sold
+    derivation: SoldDerivation
+
+
+_sold = msgspec.json.Decoder(SoldRecorded)
+SIGNS = {"purchase": 1, "return": -1}
+SALES = (
+    "account_id, version, customer_id, card, store, terminal, day, hour, type, revenue,"
+    " receipts, items, points_issued, points_redeemed"
+)
+LINES = "account_id, version, line, customer_id, store, day, sku, department, quantity, amount"
+
+
+FactKey = tuple[UUID, int, UUID]
+"""A movement's account, version (in the account) and customer."""
+
+
+def fold_part(part: Part, rows: Iterator[StoredRow]) -> int:
+    """Writes the facts of a part of the log by ``COPY``, sales and lines each on a
+    connection of its own, as :data:`MOVEMENTS` extracts them; the movements read."""
+    tables = Tables(part.settings.read_schema, Revenue.name, part.generation)
+    movements = 0
+    with (
+        psycopg.connect(part.settings.conninfo()) as sales_conn,
+        psycopg.connect(part.settings.conninfo()) as lines_conn,
+    ):
+        owners = owners_of(sales_conn, tables)
+        with (
+            copying(sales_conn, tables("sales"), SALES) as sales,
+            copying(lines_conn, tables("lines"), LINES) as lines,
+        ):
+            for _, account_id, version, _, state in rows:
+                movements += 1
+                movement, points = sold(state)
+                customer_id = owners.get(account_id)
+                if movement.location is None or customer_id is None:
+                    continue
+                key: FactKey = (account_id, version, customer_id)
+                sales.write_row(sales_row(key, movement, points))
+                for row in line_rows(key, movement):
+                    lines.write_row(row)
+    return movements
+
+
+def owners_of(conn: psycopg.Connection[Any], tables: Tables) -> dict[UUID, UUID]:
+    query = SQL("SELECT account_id, customer_id FROM {}").format(tables("owners"))
+    return {account_id: customer_id for account_id, customer_id in conn.execute(query)}
+
+
+@contextmanager
+def copying(conn: psycopg.Connection[Any], table: Composed, columns: str) -> Iterator[Copy]:
+    """A ``COPY`` into ``table`` in a transaction of ``conn`` that commits at the end."""
+    with conn.cursor() as curs:
+        curs.execute("SET LOCAL synchronous_commit = off")
+        with curs.copy(SQL("COPY {} ({}) FROM STDIN").format(table, SQL(columns))) as copy:
+            yield copy
+
+
+def sold(state: bytes) -> tuple[Sold, list[Decimal]]:
+    """A stored movement's sale and the points its transactions moved."""
+    recorded = _sold.decode(state)
+    points = [t.amount for t in recorded.derivation.transactions if t.kind == "points"]
+    return recorded.movement, points
+
+
+def sales_row(key: FactKey, movement: Sold, points: list[Decimal]) -> tuple[Any, ...]:
+    assert movement.location is not None
+    sign = SIGNS.get(movement.type, 0)
+    local = local_time(movement.occurred_at, movement.location.timezone)
+    *_, store, terminal = movement.location.path
+    return (
+        *key,
+        movement.card,
+        store,
+        terminal,
+        local.date(),
+        local.hour,
+        movement.type,
+        sign * movement.amount,
+        int(movement.type == "purchase"),
+        sign * sum((line.quantity for line in movement.lines), Decimal(0)),
+        int(sum(p for p in points if p > 0)),
+        int(-sum(p for p in points if p < 0)),
+    )
+
+
+def line_rows(key: FactKey, movement: Sold) -> list[tuple[Any, ...]]:
+    """A purchase's or a return's lines (a return's negative); none for other movements."""
+    assert movement.location is not None
+    sign = SIGNS.get(movement.type, 0)
+    if not sign:
+        return []
+    account_id, version, customer_id = key
+    store = movement.location.path[-2]
+    day = local_time(movement.occurred_at, movement.location.timezone).date()
+    return [
+        (
+            account_id,
+            version,
+            n,
+            customer_id,
+            store,
+            day,
+            line.sku,
+            line.department,
+            sign * line.quantity,
+            sign * line.amount,
+        )
+        for n, line in enumerate(movement.lines)
+    ]

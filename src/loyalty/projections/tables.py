@@ -8,21 +8,18 @@ rows, the progress and the tracking position.
 
 from __future__ import annotations
 
-import os
 import re
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
 import msgspec
-import psycopg
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from loyalty.projections.feed import Fact
@@ -147,31 +144,6 @@ class TableModel(ReadModel):
 
 
 T = TypeVar("T")
-
-FILL_RANGE = 250_000
-"""Notification ids per range of a bulk fill."""
-
-
-def in_ranges(
-    settings: Settings, head: int, fill_range: Callable[[Cursor[DictRow], int, int], T]
-) -> list[T]:
-    """Runs ``fill_range(cursor, after, through)`` over the log up to ``head``, range by
-    range, one range per core at a time, each in a transaction of its own connection;
-    what they return, in the log's order. The ranges are the parallelism: a range's
-    statement runs without parallel workers (which would pass every parsed row through
-    a queue to the one that sums them)."""
-
-    def one(after: int) -> T:
-        with (
-            psycopg.connect(settings.conninfo(), row_factory=dict_row) as conn,
-            conn.cursor() as curs,
-        ):
-            curs.execute("SET LOCAL synchronous_commit = off")
-            curs.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-            return fill_range(curs, after, min(after + FILL_RANGE, head))
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(one, range(0, head, FILL_RANGE)))
 
 
 def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
