@@ -45,7 +45,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from itertools import islice
+from queue import Full, Queue
 from typing import Any, TypeAlias
 
 import msgspec
@@ -64,6 +67,8 @@ KEY = "key"
 """The field that carries a document's key when it is read."""
 LOAD_CHUNK = 20_000
 """How many documents a load reads and sends at a time: memory stays bounded however many."""
+LOAD_STREAMS = 2
+"""The ``COPY`` streams of a PostgreSQL load (the document views' connection pool's size)."""
 
 
 def _check_field(field: str) -> None:
@@ -150,8 +155,9 @@ class DocumentView(TrackingRecorder, ABC):
         """Stores new documents, read as they are sent (millions fit in bounded memory), and
         returns how many; records no position, which the caller ``write``s once it is done.
 
-        PostgreSQL loads in one transaction; MongoDB a chunk at a time, so a failed load
-        there leaves part of it: a load fills a fresh generation, cleared after a failure.
+        PostgreSQL loads in a transaction per stream, MongoDB a chunk at a time: a load that
+        fails may leave part of it (a load fills a fresh generation, cleared after a
+        failure).
 
         Raises:
             IntegrityError: a key exists already, or comes twice.
@@ -231,6 +237,31 @@ def _chunks(documents: Iterable[DocumentChange]) -> Iterator[list[DocumentChange
         yield chunk
 
 
+class _LoadAbandoned(Exception):
+    """Rolls a load's stream back: the documents sent failed."""
+
+
+def _hand_over(chunks: Queue[Any], rows: list[Any], streams: list[Future[None]]) -> None:
+    """Puts ``rows`` for the load's streams, unless one of them has failed (then raises
+    its error)."""
+    while True:
+        for done in streams:
+            if done.done():
+                done.result()
+        with suppress(Full):
+            chunks.put(rows, timeout=0.1)
+            return
+
+
+def _end(chunks: Queue[Any], streams: list[Future[None]], commit: bool) -> None:
+    """Tells every stream still running to commit, or to roll back."""
+    for _ in streams:
+        while not all(done.done() for done in streams):
+            with suppress(Full):
+                chunks.put(commit, timeout=0.1)
+                break
+
+
 def _final_states(changes: Sequence[DocumentChange]) -> dict[tuple[str, str], Body | None]:
     """Each document's last change: one write per document, as if applied in order."""
     return {(change.collection, change.key): change.body for change in changes}
@@ -267,15 +298,39 @@ class PostgresDocumentView(PostgresTrackingRecorder, DocumentView):
             curs.execute(self.sql_create_index)
 
     def load(self, documents: Iterable[DocumentChange]) -> int:
-        """Streams the rows through ``COPY``, PostgreSQL's fastest way in, whose buffer is
-        flushed as it fills (so no chunks of our own); the primary key refuses a key twice
-        and the datastore raises that as ``IntegrityError``."""
-        loaded = 0
+        """Streams the rows through ``COPY``, PostgreSQL's fastest way in, on
+        :data:`LOAD_STREAMS` connections side by side (one stream leaves both this process
+        and its server process half idle, each waiting on the other); chunks are handed
+        to whichever stream is free. Each stream commits only when every document was
+        sent without error (documents that fail to encode roll every stream back); the
+        primary key refuses a key twice and the datastore raises that as
+        ``IntegrityError``."""
         copy_in = SQL("COPY {} (collection, key, body) FROM STDIN").format(self.documents)
-        with self.datastore.transaction(commit=True) as curs, curs.copy(copy_in) as copy:
-            for change in documents:
-                copy.write_row((change.collection, change.key, _dumps(_loaded_body(change))))
-                loaded += 1
+        chunks: Queue[list[tuple[str, str, str]] | bool] = Queue(maxsize=2 * LOAD_STREAMS)
+
+        def stream() -> None:
+            with self.datastore.transaction(commit=True) as curs, curs.copy(copy_in) as copy:
+                while (chunk := chunks.get()) is not True:
+                    if chunk is False:
+                        raise _LoadAbandoned
+                    for row in chunk:
+                        copy.write_row(row)
+
+        with ThreadPoolExecutor(LOAD_STREAMS, thread_name_prefix="load") as pool:
+            streams = [pool.submit(stream) for _ in range(LOAD_STREAMS)]
+            loaded = 0
+            try:
+                for chunk in _chunks(documents):
+                    rows = [(c.collection, c.key, _dumps(_loaded_body(c))) for c in chunk]
+                    _hand_over(chunks, rows, streams)
+                    loaded += len(rows)
+            except BaseException:
+                _end(chunks, streams, commit=False)
+                raise
+            _end(chunks, streams, commit=True)
+        for done in streams:
+            if not isinstance(done.exception(), _LoadAbandoned):
+                done.result()
         return loaded
 
     def write(self, changes: Sequence[DocumentChange], tracking: Tracking) -> None:
