@@ -10,11 +10,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from loyalty.bootstrap import Services
 from loyalty.adapters.documents import DocumentQuery
+from loyalty.bootstrap import Services
 from loyalty.commands.admin import block_card, replace_card
-from loyalty.commands.customers import register
 from loyalty.commands.apply import CustomerSpec
+from loyalty.commands.customers import register
 from loyalty.domain import ids
 from loyalty.domain.customer import Profile
 from loyalty.projections.customer360 import ACCOUNTS, CARDS, CUSTOMERS, Customer360
