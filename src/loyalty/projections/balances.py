@@ -10,7 +10,6 @@ do not expire in this ledger, so no expiry column is kept.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
@@ -25,9 +24,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
-from loyalty.commands.collector import collector_paused
 from loyalty.projections import feed
-from loyalty.projections.bulk import Part, StoredRow, decoded, folded, parts_of
+from loyalty.projections.bulk import Part, StoredRow, copying, decoded, merged, parts_of
 from loyalty.projections.feed import CUSTOMER_TOPICS, Fact, LedgerFeed
 from loyalty.projections.log import event_time
 from loyalty.projections.tables import TableModel, Tables, columns, record_position
@@ -62,7 +60,6 @@ INDEXES = (
 )
 
 _encoder = msgspec.json.Encoder()
-log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = (
     "account_id, version, movement_id, type, card, occurred_at, store, amount, points_delta,"
@@ -172,14 +169,7 @@ class Balances(TableModel):
         merged here in log order and written at once, with ``head`` as the position. A
         crash halfway leaves a generation without a position, which a rebuild discards."""
         started = time.monotonic()
-        with collector_paused():
-            parts = folded(
-                parts_of(settings, self.generation, head, self.topics), fold_part, Changes
-            )
-            changes = parts[0]
-            for later in parts[1:]:
-                changes.merge(later)
-        log.info("balances: parts merged at %.1f s", time.monotonic() - started)
+        changes = merged(parts_of(settings, self.generation, head, self.topics), fold_part, Changes)
         newest = event_time(self.view.datastore, settings, head)
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL synchronous_commit = off")
@@ -285,16 +275,12 @@ def fold_part(part: Part, rows: Iterator[StoredRow]) -> Changes:
     changes = Changes()
     with (
         psycopg.connect(part.settings.conninfo()) as conn,
-        conn.cursor() as curs,
+        copying(conn, tables("history"), HISTORY_COLUMNS) as copy,
     ):
-        curs.execute("SET LOCAL synchronous_commit = off")
-        with curs.copy(
-            SQL("COPY {} ({}) FROM STDIN").format(tables("history"), SQL(HISTORY_COLUMNS))
-        ) as copy:
-            for _, fact in decoded(rows):
-                row = changes.add(fact)
-                if row is not None:
-                    copy.write_row(row)
+        for _, fact in decoded(rows):
+            row = changes.add(fact)
+            if row is not None:
+                copy.write_row(row)
     return changes
 
 

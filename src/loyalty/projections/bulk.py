@@ -20,19 +20,29 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from itertools import pairwise
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, Self, TypeVar
 from uuid import UUID
 
 import msgspec
 import psycopg
-from psycopg.sql import SQL, Identifier
+from psycopg import Copy
+from psycopg.sql import SQL, Composed, Identifier
 
 from loyalty.commands.collector import collector_paused
 from loyalty.projections.feed import Fact, fact_of
 from loyalty.settings import Settings
 
 T = TypeVar("T")
+
+
+class Mergeable(Protocol):
+    def merge(self, later: Self) -> None:
+        """Folds in what a later part of the log folded into."""
+
+
+M = TypeVar("M", bound=Mergeable)
 log = logging.getLogger(__name__)
 
 STORED_EVENTS = (
@@ -113,6 +123,29 @@ def folded(parts: Sequence[Part], fold: Fold[T], kind: type[T]) -> list[T]:
         time.monotonic() - started,
     )
     return found
+
+
+def merged(parts: Sequence[Part], fold: Fold[M], kind: type[M]) -> M:
+    """The parts folded (:func:`folded`), then merged in log order into the fold of the
+    whole log."""
+    found = folded(parts, fold, kind)
+    started = time.monotonic()
+    with collector_paused():
+        whole = found[0]
+        for later in found[1:]:
+            whole.merge(later)
+    log.info("merged %d parts in %.1f s", len(found), time.monotonic() - started)
+    return whole
+
+
+@contextmanager
+def copying(conn: psycopg.Connection[Any], table: Composed, columns: str) -> Iterator[Copy]:
+    """A worker's ``COPY`` into ``table``, in a transaction of ``conn`` that commits (without
+    waiting for the WAL flush: a crash leaves a generation without a position) at the end."""
+    with conn.cursor() as curs:
+        curs.execute("SET LOCAL synchronous_commit = off")
+        with curs.copy(SQL("COPY {} ({}) FROM STDIN").format(table, SQL(columns))) as copy:
+            yield copy
 
 
 def run(fold: Fold[Any], part: Part) -> bytes:

@@ -10,8 +10,6 @@ not by events). Two lookup collections map account and card streams to their cus
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -23,7 +21,7 @@ from loyalty.adapters.documents import Body, DocumentChange
 from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
 from loyalty.projections.bulk import Part as LogPart
-from loyalty.projections.bulk import StoredRow, decoded, folded, parts_of
+from loyalty.projections.bulk import StoredRow, decoded, merged, parts_of
 from loyalty.projections.documents import DocumentModel
 from loyalty.projections.feed import CUSTOMER_TOPICS, Fact
 from loyalty.rules.schedule import local_time
@@ -35,7 +33,6 @@ RECENT = 10
 """Movements kept on a customer's document, newest first."""
 CUSTOMERS, ACCOUNTS, CARDS = "customers", "accounts", "cards"
 _encoder = msgspec.json.Encoder()
-log = logging.getLogger(__name__)
 
 
 def new_customer(customer_id: UUID) -> Body:
@@ -75,12 +72,7 @@ class Customer360(DocumentModel):
         """Every document of the log up to ``head``: worker processes fold the log's parts
         account by account (:class:`Part`), merged here in log order into each customer's
         document."""
-        parts = folded(parts_of(settings, self.generation, head, self.topics), fold_part, Part)
-        started = time.monotonic()
-        whole = parts[0]
-        for later in parts[1:]:
-            whole.merge(later)
-        log.info("customer360: parts merged in %.1f s", time.monotonic() - started)
+        whole = merged(parts_of(settings, self.generation, head, self.topics), fold_part, Part)
         return whole.documents(), whole.events
 
 

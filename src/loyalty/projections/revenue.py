@@ -25,22 +25,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
 import psycopg
 from eventsourcing.persistence import Tracking
-from psycopg import Copy, Cursor
+from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from loyalty.domain.account import Account
 from loyalty.projections import feed
-from loyalty.projections.bulk import Part, StoredRow, folded, parts_of
+from loyalty.projections.bulk import Part, StoredRow, copying, folded, parts_of
 from loyalty.projections.feed import Fact, LedgerFeed, RawMovementsMapper, topic_of
 from loyalty.projections.log import event_time
 from loyalty.projections.tables import BULK_MEMORY, TableModel, Tables, record_position
@@ -267,18 +266,13 @@ class SoldLine(msgspec.Struct, frozen=True):
     amount: Decimal
 
 
-class SoldAt(msgspec.Struct, frozen=True):
-    path: tuple[str, ...]
-    timezone: str
-
-
 class Sold(msgspec.Struct, frozen=True):
     type: str
     card: str
     occurred_at: datetime
     amount: Decimal
     lines: tuple[SoldLine, ...] = ()
-    location: SoldAt | None = None
+    location: feed.Location | None = None
 
 
 class PointsMoved(msgspec.Struct, frozen=True):
@@ -306,8 +300,17 @@ SALES = (
 LINES = "account_id, version, line, customer_id, store, day, sku, department, quantity, amount"
 
 
-FactKey = tuple[UUID, int, UUID]
-"""A movement's account, version (in the account) and customer."""
+class Sale(NamedTuple):
+    """A movement with a store, as its facts read it."""
+
+    key: tuple[UUID, int, UUID]
+    """Its account, version (in the account) and customer."""
+    movement: Sold
+    path: tuple[str, ...]
+    local: datetime
+    """When it occurred, in the store's time zone."""
+    sign: int
+    """1 for a purchase, -1 for a return, 0 for the other movements."""
 
 
 def fold_part(part: Part, rows: Iterator[StoredRow]) -> int:
@@ -330,9 +333,15 @@ def fold_part(part: Part, rows: Iterator[StoredRow]) -> int:
                 customer_id = owners.get(account_id)
                 if movement.location is None or customer_id is None:
                     continue
-                key: FactKey = (account_id, version, customer_id)
-                sales.write_row(sales_row(key, movement, points))
-                for row in line_rows(key, movement):
+                sale = Sale(
+                    (account_id, version, customer_id),
+                    movement,
+                    movement.location.path,
+                    local_time(movement.occurred_at, movement.location.timezone),
+                    SIGNS.get(movement.type, 0),
+                )
+                sales.write_row(sales_row(sale, points))
+                for row in line_rows(sale):
                     lines.write_row(row)
     return movements
 
@@ -342,15 +351,6 @@ def owners_of(conn: psycopg.Connection[Any], tables: Tables) -> dict[UUID, UUID]
     return {account_id: customer_id for account_id, customer_id in conn.execute(query)}
 
 
-@contextmanager
-def copying(conn: psycopg.Connection[Any], table: Composed, columns: str) -> Iterator[Copy]:
-    """A ``COPY`` into ``table`` in a transaction of ``conn`` that commits at the end."""
-    with conn.cursor() as curs:
-        curs.execute("SET LOCAL synchronous_commit = off")
-        with curs.copy(SQL("COPY {} ({}) FROM STDIN").format(table, SQL(columns))) as copy:
-            yield copy
-
-
 def sold(state: bytes) -> tuple[Sold, list[Decimal]]:
     """A stored movement's sale and the points its transactions moved."""
     recorded = _sold.decode(state)
@@ -358,18 +358,16 @@ def sold(state: bytes) -> tuple[Sold, list[Decimal]]:
     return recorded.movement, points
 
 
-def sales_row(key: FactKey, movement: Sold, points: list[Decimal]) -> tuple[Any, ...]:
-    assert movement.location is not None
-    sign = SIGNS.get(movement.type, 0)
-    local = local_time(movement.occurred_at, movement.location.timezone)
-    *_, store, terminal = movement.location.path
+def sales_row(sale: Sale, points: list[Decimal]) -> tuple[Any, ...]:
+    movement, sign = sale.movement, sale.sign
+    *_, store, terminal = sale.path
     return (
-        *key,
+        *sale.key,
         movement.card,
         store,
         terminal,
-        local.date(),
-        local.hour,
+        sale.local.date(),
+        sale.local.hour,
         movement.type,
         sign * movement.amount,
         int(movement.type == "purchase"),
@@ -379,15 +377,12 @@ def sales_row(key: FactKey, movement: Sold, points: list[Decimal]) -> tuple[Any,
     )
 
 
-def line_rows(key: FactKey, movement: Sold) -> list[tuple[Any, ...]]:
+def line_rows(sale: Sale) -> list[tuple[Any, ...]]:
     """A purchase's or a return's lines (a return's negative); none for other movements."""
-    assert movement.location is not None
-    sign = SIGNS.get(movement.type, 0)
-    if not sign:
+    if not sale.sign:
         return []
-    account_id, version, customer_id = key
-    store = movement.location.path[-2]
-    day = local_time(movement.occurred_at, movement.location.timezone).date()
+    account_id, version, customer_id = sale.key
+    store, day, sign = sale.path[-2], sale.local.date(), sale.sign
     return [
         (
             account_id,
@@ -401,5 +396,5 @@ def line_rows(key: FactKey, movement: Sold) -> list[tuple[Any, ...]]:
             sign * line.quantity,
             sign * line.amount,
         )
-        for n, line in enumerate(movement.lines)
+        for n, line in enumerate(sale.movement.lines)
     ]
