@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 
 from loyalty.adapters.documents import DocumentQuery
@@ -18,6 +19,7 @@ from loyalty.commands.customers import register
 from loyalty.domain import ids
 from loyalty.domain.customer import Profile
 from loyalty.projections.customer360 import ACCOUNTS, CARDS, CUSTOMERS, Customer360
+from loyalty.projections.documents import view_name
 from loyalty.projections.registry import Registry
 from loyalty.projections.runner import read_datastore, rebuild
 from loyalty.settings import Settings
@@ -114,3 +116,25 @@ def test_a_rebuilt_generation_holds_the_same_documents(
     assert generation == 2
     assert len(before[CUSTOMERS]) == 3 and before[CUSTOMERS][0]["recent"]
     assert every_document(store) == before
+
+
+def indexes_of(settings: Settings, generation: int) -> set[str]:
+    """The indexes of a PostgreSQL generation of customer360."""
+    with psycopg.connect(settings.conninfo()) as conn:
+        found = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s",
+            (view_name(settings, Customer360.name, generation),),
+        ).fetchall()
+    return {name for (name,) in found}
+
+
+def test_a_rebuilt_generation_indexes_its_keys_not_its_bodies(
+    shopped: Services, settings: Settings
+) -> None:
+    """Documents are read by key: an index of every body would cost each write an entry
+    per field, and a rebuild minutes."""
+    datastore = read_datastore(settings)
+    generation = rebuild(settings, Customer360, datastore)
+    datastore.close()
+
+    assert indexes_of(settings, generation) == {"documents_pkey", "notification_tracking_pkey"}

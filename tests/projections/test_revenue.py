@@ -36,12 +36,16 @@ JUNE = (date(2026, 6, 1), date(2026, 6, 30))
 JULY = (date(2026, 7, 1), date(2026, 7, 31))
 
 
+MILK = "MILK\t1L \\ 'whole'\n"
+"""A SKU with characters that ``COPY``'s text format escapes."""
+
+
 def sales() -> list[PostMovement]:
     """Purchases in June and July at three stores, one partly returned in July."""
     june, july = START + timedelta(hours=3), START + timedelta(days=35)
     return [
         purchase("a1", line("BREAD", "10.00"), line("WINE", "25.50", department="drinks"), at=june),
-        purchase("a2", line("MILK", "3.20", quantity="2"), card="C2", terminal="t2", at=june),
+        purchase("a2", line(MILK, "3.20", quantity="2"), card="C2", terminal="t2", at=june),
         purchase(
             "a3", line("WINE", "12.90", department="drinks"), card="C3", terminal="t3", at=june
         ),

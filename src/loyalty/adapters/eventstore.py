@@ -222,12 +222,16 @@ class LedgerRecorder(PostgresApplicationRecorder):
         """As eventsourcing does, but a large append (a program issuing a million cards, an
         RFM run recording a million segment changes) goes without pipeline mode: sending a
         big statement while the server sends results back can block both ends for good
-        (psycopg issue 685; seen from 55,000 cards, and with 100 events of 600 KB)."""
+        (psycopg issue 685; seen from 55,000 cards, and with 100 events of 600 KB). Nor
+        does it time out as idle in its transaction: encoding a million events' columns
+        between two statements can take longer than the pool allows a transaction to idle
+        (seen loading the 10M benchmark on a busy machine)."""
         size = sum(len(e.state) for e in stored_events)
         if len(stored_events) <= PIPELINED_AT_MOST and size <= PIPELINED_BYTES_AT_MOST:
             ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             return ids
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             self._insert_events(curs, stored_events, **kwargs)
             self._insert_stored_events(curs, stored_events, **kwargs)
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)

@@ -148,6 +148,47 @@ def copying(conn: psycopg.Connection[Any], table: Composed, columns: str) -> Ite
             yield copy
 
 
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_field(value: str) -> str:
+    """``value`` as a field of ``COPY``'s text format."""
+    return value.translate(COPY_ESCAPES)
+
+
+class Escaped(dict[str, str]):
+    """Codes (stores, SKUs, departments) as fields of ``COPY``'s text format, each escaped
+    once: a log repeats a few thousand of them millions of times."""
+
+    def __missing__(self, value: str) -> str:
+        text = self[value] = copy_field(value)
+        return text
+
+
+escaped = Escaped()
+
+
+class CopyText:
+    """Rows already in ``COPY``'s text format, written to a ``COPY`` a chunk at a time."""
+
+    CHUNK = 2_000
+
+    def __init__(self, copy: Copy) -> None:
+        self.copy = copy
+        self.pending: list[str] = []
+
+    def add(self, text: str) -> None:
+        """Adds rows: fields separated by tabs (:data:`escaped`), each row ending in a
+        newline."""
+        self.pending.append(text)
+        if len(self.pending) >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        self.copy.write("".join(self.pending))
+        self.pending.clear()
+
+
 def run(fold: Fold[Any], part: Part) -> bytes:
     """``fold`` over ``part``, encoded, without the cyclic garbage collector: a fold
     allocates millions of objects in no cycle, and the collector's passes over them cost

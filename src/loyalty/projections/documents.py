@@ -147,7 +147,9 @@ class DocumentModel(ReadModel):
         )
 
     def drop(self) -> None:
-        self.view.create_table()  # a generation never started has nothing to clear yet
+        # A generation never started has nothing to clear yet; creating its table must not
+        # index it either, as a rebuild clears the generation it then fills.
+        self.view.create_table(indexed=False)
         self.view.clear()
 
     def close(self) -> None:

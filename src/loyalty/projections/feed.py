@@ -227,7 +227,8 @@ def fact_of(originator_id: object, version: int, topic: str, state: bytes) -> Fa
     decoder = _decoders.get(topic)
     if decoder is None:
         raise TypeError(f"projections do not decode {topic}")
-    return Fact(UUID(str(originator_id)), version, decoder.decode(state))
+    stream = originator_id if type(originator_id) is UUID else UUID(str(originator_id))
+    return Fact(stream, version, decoder.decode(state))
 
 
 class RawMovementsMapper(FactMapper):
