@@ -347,7 +347,7 @@ def fold_part(part: Part, rows: Iterator[StoredRow]) -> int:
             sales, lines = CopyText(sales_copy), CopyText(lines_copy)
             for _, account_id, version, _, state in rows:
                 movements += 1
-                movement, points = sold(state)
+                movement, issued, redeemed = sold(state)
                 customer_id = owners.get(account_id)
                 if movement.location is None or customer_id is None:
                     continue
@@ -362,7 +362,7 @@ def fold_part(part: Part, rows: Iterator[StoredRow]) -> int:
                     local.date().isoformat(),
                     SIGNS.get(movement.type, 0),
                 )
-                sales.add(sales_text(sale, points))
+                sales.add(sales_text(sale, issued, redeemed))
                 if sale.sign:
                     lines.add(lines_text(sale))
             sales.flush()
@@ -376,14 +376,21 @@ def owners_of(conn: psycopg.Connection[Any], tables: Tables) -> dict[UUID, str]:
     return {account_id: customer_id for account_id, customer_id in conn.execute(query)}
 
 
-def sold(state: bytes) -> tuple[Sold, list[Decimal]]:
-    """A stored movement's sale and the points its transactions moved."""
+def sold(state: bytes) -> tuple[Sold, Decimal, Decimal]:
+    """A stored movement's sale, and the points its transactions issued and redeemed."""
     recorded = _sold.decode(state)
-    points = [t.amount for t in recorded.derivation.transactions if t.kind == "points"]
-    return recorded.movement, points
+    issued = redeemed = Decimal(0)
+    for moved in recorded.derivation.transactions:
+        if moved.kind != "points":
+            continue
+        if moved.amount > 0:
+            issued += moved.amount
+        else:
+            redeemed -= moved.amount
+    return recorded.movement, issued, redeemed
 
 
-def sales_text(sale: Sale, points: list[Decimal]) -> str:
+def sales_text(sale: Sale, issued: Decimal, redeemed: Decimal) -> str:
     """A movement's ``sales`` row (:data:`SALES`)."""
     movement, sign = sale.movement, sale.sign
     items = sign * sum((line.quantity for line in movement.lines), Decimal(0))
@@ -400,8 +407,8 @@ def sales_text(sale: Sale, points: list[Decimal]) -> str:
                 str(sign * movement.amount),
                 "1" if movement.type == "purchase" else "0",
                 str(items),
-                str(int(sum(p for p in points if p > 0))),
-                str(int(-sum(p for p in points if p < 0))),
+                str(int(issued)),
+                str(int(redeemed)),
             )
         )
         + "\n"
