@@ -8,9 +8,11 @@ rows, the progress and the tracking position.
 
 from __future__ import annotations
 
+import os
 import re
 from abc import abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self, TypeVar
@@ -111,10 +113,15 @@ class TableModel(ReadModel):
             self.create_indexes()
 
     def create_indexes(self) -> None:
+        """Builds the indexes side by side, one connection per core: each build ends in a
+        merge and a write that PostgreSQL does on one core."""
+        with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="index") as pool:
+            list(pool.map(self.create_index, self.INDEXES))
+
+    def create_index(self, statement: str) -> None:
         with self.view.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("SET LOCAL maintenance_work_mem = {}").format(BULK_MEMORY))
-            for statement in self.INDEXES:
-                curs.execute(SQL(statement).format(**self.names(statement)))
+            curs.execute(SQL(statement).format(**self.names(statement)))
 
     def commit(self, facts: Sequence[Fact], last: Tracking, seconds: float) -> None:
         with self.view.datastore.transaction(commit=True) as curs:
