@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from itertools import pairwise
+from typing import Any
 
 import msgspec
-from hypothesis import given
+import psycopg
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loyalty.projections.bulk import parts_of
+from loyalty.projections.bulk import CopyText, copy_field, escaped, parts_of
 from loyalty.settings import Settings
 
 
@@ -25,3 +29,24 @@ def test_the_parts_cover_the_log_once_in_order(head: int, parallel_from: int) ->
     cores = os.cpu_count() or 1
     assert len(parts) == (1 if head < parallel_from else min(2 * cores, head))
     assert {(part.generation, part.topics) for part in parts} == {(3, ("topic",))}
+
+
+@pytest.fixture(scope="module")
+def texts(database: Settings) -> Iterator[psycopg.Connection[Any]]:
+    """A connection with a table of one text column, emptied by each use."""
+    with psycopg.connect(database.admin_conninfo(database.pg_db), autocommit=True) as conn:
+        conn.execute("CREATE TEMPORARY TABLE texts (n integer, value text)")
+        yield conn
+
+
+@settings(max_examples=50, deadline=None)
+@given(values=st.lists(st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\0"))))
+def test_text_rows_copy_in_as_written(texts: psycopg.Connection[Any], values: list[str]) -> None:
+    texts.execute("TRUNCATE texts")
+    with texts.cursor() as curs, curs.copy("COPY texts (n, value) FROM STDIN") as copy:
+        rows = CopyText(copy)
+        for n, value in enumerate(values):
+            rows.add(f"{n}\t{copy_field(value)}\n" if n % 2 else f"{n}\t{escaped[value]}\n")
+        rows.flush()
+
+    assert [v for (v,) in texts.execute("SELECT value FROM texts ORDER BY n")] == values
