@@ -98,6 +98,7 @@ class ReadModel(Projection[Any]):
         self.applied_at = time.monotonic()
         self.batches: Queue[tuple[list[Fact], Tracking, float] | None] = Queue(maxsize=1)
         self.committer: threading.Thread | None = None
+        self.on_failure: Callable[[BaseException], None] | None = None
         self.failure: BaseException | None = None
 
     @classmethod
@@ -163,6 +164,7 @@ class ReadModel(Projection[Any]):
     def start_committing(self, on_failure: Callable[[BaseException], None]) -> None:
         """Commits batches in a thread of their own, in order, so that the next batch is
         decoded while the database writes the last one (one batch waits at most)."""
+        self.on_failure = on_failure
 
         def commit_in_order() -> None:
             while (batch := self.batches.get()) is not None:
@@ -185,6 +187,21 @@ class ReadModel(Projection[Any]):
                 return
             except Full:
                 continue
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Holds batches back until the block ends, once those handed over are committed:
+        the runner waits to hand the next one over. Building indexes locks the tables
+        against writes, and a batch waiting for them longer than the lock timeout would
+        stop the runner."""
+        with self.lock:
+            on_failure = self.on_failure
+            self.stop_committing()
+            try:
+                yield
+            finally:
+                if on_failure is not None:
+                    self.start_committing(on_failure)
 
     def stop_committing(self) -> None:
         """Commits what was handed over, then stops the committer."""
@@ -436,7 +453,8 @@ def rebuilt(
                 break
             if position >= head:
                 started = time.monotonic()
-                runner.model.create_indexes()
+                with runner.model.held():
+                    runner.model.create_indexes()
                 log.info("%s: indexed in %.1f s", model_class.name, time.monotonic() - started)
                 indexed = True
                 continue
