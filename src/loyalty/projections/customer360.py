@@ -186,9 +186,11 @@ class AccountShare(msgspec.Struct, gc=False):
         if movement.type is MovementType.PURCHASE:
             self.purchases += 1
             self.spend += movement.amount
-            day = day_of(movement)
-            self.first_purchase_on = min(filter(None, [self.first_purchase_on, day]))
-            self.last_purchase_on = max(filter(None, [self.last_purchase_on, day]))
+            day = day_of(recorded)
+            if self.first_purchase_on is None or day < self.first_purchase_on:
+                self.first_purchase_on = day
+            if self.last_purchase_on is None or day > self.last_purchase_on:
+                self.last_purchase_on = day
             if store is not None:
                 self.stores.setdefault(store, [position, 0])[1] += 1
         elif movement.type is MovementType.RETURN:
@@ -375,8 +377,12 @@ def store_of(movement: feed.Movement) -> str | None:
     return movement.location.path[-2] if movement.location else None
 
 
-def day_of(movement: feed.Movement) -> str:
-    """The movement's local day (the store's), as an ISO date."""
+def day_of(recorded: feed.MovementRecorded) -> str:
+    """The movement's local day (the store's), as an ISO date: as its derivation recorded
+    it (events recorded before it did are worked out again)."""
+    if recorded.derivation.local_date is not None:
+        return recorded.derivation.local_date.isoformat()
+    movement = recorded.movement
     if movement.location is None:
         return movement.occurred_at.date().isoformat()
     return local_time(movement.occurred_at, movement.location.timezone).date().isoformat()
@@ -420,7 +426,7 @@ def add_movement(document: Body, account_id: str, recorded: feed.MovementRecorde
         document["spend"] = str(Decimal(document["spend"]) + sign * movement.amount)
         document["purchases" if purchase else "returns"] += 1
         if purchase:
-            day = day_of(movement)
+            day = day_of(recorded)
             document["first_purchase_on"] = min(filter(None, [document["first_purchase_on"], day]))
             document["last_purchase_on"] = max(filter(None, [document["last_purchase_on"], day]))
             if store is not None:
