@@ -1,7 +1,8 @@
 """The revenue cube: what each movement sold, where, when and to whom.
 
-Two fact tables, at the grain of the movement and of its lines, each keyed by the account
-event that recorded it, extracted from the stored movements by PostgreSQL itself batch by
+Two fact tables, at the grain of the movement and of its lines, each naming the account
+event that recorded it (a sale is unique by it; a line's number is not indexed, as no query
+reads a line by it), extracted from the stored movements by PostgreSQL itself batch by
 batch (:data:`MOVEMENTS`), and by worker processes in a rebuild (:func:`fold_part`, the
 same facts: a test compares the two):
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -167,15 +169,17 @@ CUSTOMERS = """
         purchases = t.purchases + EXCLUDED.purchases, spend = t.spend + EXCLUDED.spend
 """
 
-ROLLED_UP_FACTS = """
-WITH sales AS NOT MATERIALIZED (
+ROLLED_UP = "WITH sales AS NOT MATERIALIZED ({source}) {rollup}"
+"""A rollup of a whole table at once, after a bulk fill: of the facts (``FACTS``), or the
+months of the days (``DAYS``)."""
+FACTS = """
     SELECT customer_id, type, day, store, revenue, receipts, items, points_issued,
            points_redeemed
     FROM {sales}
-){rollups}
-SELECT 1
 """
-"""The rollups of every fact at once, after a bulk fill."""
+DAYS = """
+    SELECT day, store, revenue, receipts, items, points_issued, points_redeemed FROM {store_days}
+"""
 
 OWNERS = """
 INSERT INTO {owners}
@@ -260,16 +264,35 @@ class Revenue(TableModel):
         filled = sum(folded(parts_of(settings, self.generation, head, topics), fold_part, int))
         newest = event_time(self.view.datastore, settings, head)
         rolling = time.monotonic()
+        self.roll_up_facts()
+        log.info("revenue: rolled up in %.1f s", time.monotonic() - rolling)
         with self.view.datastore.transaction(commit=True) as curs:
-            curs.execute(SQL("SET LOCAL work_mem = {}").format(BULK_MEMORY))
-            curs.execute(
-                SQL(ROLLED_UP_FACTS).format(sales=self.tables("sales"), rollups=self.rollups())
-            )
-            log.info("revenue: rolled up in %.1f s", time.monotonic() - rolling)
             seconds = time.monotonic() - started
             record_position(curs, self.tables, head, newest, filled, seconds)
             self.view._insert_tracking(curs, Tracking(LedgerFeed.name, head))
         return filled
+
+    def roll_up_facts(self) -> None:
+        """Every fact rolled up at once: by store and day, and by customer, side by side (a
+        scan of the facts each, on a core each), then by store and month from the days."""
+        facts = SQL(FACTS).format(sales=self.tables("sales"))
+        customers = SQL(CUSTOMERS).format(customers=self.tables("customers"))
+        with ThreadPoolExecutor(2, thread_name_prefix="rollup") as pool:
+            list(
+                pool.map(
+                    self.execute_in_bulk,
+                    [(facts, self.rollup("store_days")), (facts, customers)],
+                )
+            )
+        days = SQL(DAYS).format(store_days=self.tables("store_days"))
+        self.execute_in_bulk((days, self.rollup("store_months")))
+
+    def execute_in_bulk(self, rollup: tuple[Composed, Composed]) -> None:
+        """A rollup (:data:`ROLLED_UP`) of a source, in a transaction of its own."""
+        source, statement = rollup
+        with self.view.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("SET LOCAL work_mem = {}").format(BULK_MEMORY))
+            curs.execute(SQL(ROLLED_UP).format(source=source, rollup=statement))
 
 
 class SoldLine(msgspec.Struct, frozen=True):
