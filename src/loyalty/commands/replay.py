@@ -497,18 +497,21 @@ def default_workers(head: int) -> int:
 
 
 def replay_parts(ledger: Ledger, scope: Scope) -> list[PartReport]:
-    """The report of each part: part 0 replayed here, the others each in a new process,
-    spawned rather than forked since this one may hold connections and threads (so the
-    program's main module must import without side effects, as ``loyalty``'s does)."""
+    """The report of each part: part 0 replayed here (without the cyclic garbage collector,
+    as :func:`replay_part`), the others each in a new process, spawned rather than forked
+    since this one may hold connections and threads (so the program's main module must
+    import without side effects, as ``loyalty``'s does)."""
     if scope.parts == 1:
-        return [Replay(ledger, scope).run()]
+        with collector_paused():
+            return [Replay(ledger, scope).run()]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(scope.parts - 1, mp_context=context) as pool:
         others = [
             pool.submit(replay_part, ledger.settings, msgspec.structs.replace(scope, part=part))
             for part in range(1, scope.parts)
         ]
-        own = Replay(ledger, scope).run()
+        with collector_paused():
+            own = Replay(ledger, scope).run()
         return [own, *(other.result() for other in others)]
 
 
