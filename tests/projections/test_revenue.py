@@ -27,6 +27,7 @@ from loyalty.projections.analytics import (
 )
 from loyalty.projections.revenue import Revenue
 from loyalty.projections.runner import read_datastore, rebuild
+from loyalty.projections.tables import Tables
 from loyalty.settings import Settings
 from tests.builders import START, Clock, line, program, purchase, return_of
 from tests.projections.reading import caught_up, rows, serving
@@ -232,3 +233,20 @@ def test_a_rebuild_holds_exactly_the_facts_and_rollups_built_incrementally(
     assert generation == 2
     assert {t: rows(settings, "revenue", t, order) for t, order in orders.items()} == incremental
     assert len(incremental["lines"]) == sum(len(m.lines) for m in posted)
+    assert secondary_indexes(settings, serving(settings, "revenue")) == {
+        "sales_key_index",
+        "sales_day_index",
+        "sales_customer_index",
+        "lines_day_index",
+    }
+
+
+def secondary_indexes(settings: Settings, tables: Tables) -> set[str]:
+    """The indexes of a generation's tables that are not primary keys, unprefixed."""
+    with psycopg.connect(settings.conninfo()) as conn:
+        found = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s"
+            " AND starts_with(indexname, %s) AND NOT indexname LIKE '%%pkey'",
+            (tables.schema, tables.prefix()),
+        ).fetchall()
+    return {name.removeprefix(tables.prefix()) for (name,) in found}
