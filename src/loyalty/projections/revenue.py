@@ -1,10 +1,10 @@
 """The revenue cube: what each movement sold, where, when and to whom.
 
 Two fact tables, at the grain of the movement and of its lines, each naming the account
-event that recorded it (a sale is unique by it; a line's number is not indexed, as no query
-reads a line by it), extracted from the stored movements by PostgreSQL itself batch by
-batch (:data:`MOVEMENTS`), and by worker processes in a rebuild (:func:`fold_part`, the
-same facts: a test compares the two):
+event that recorded it (not indexed: no query reads a fact by it, and the position recorded
+with each batch is what applies an event once), extracted from the stored movements by
+PostgreSQL itself batch by batch (:data:`MOVEMENTS`), and by worker processes in a rebuild
+(:func:`fold_part`, the same facts: a test compares the two):
 
 - ``sales``: local day and hour (in the store's time zone), store and terminal codes,
   customer and card, revenue (a purchase's amount, minus a return's), receipts (1 per
@@ -25,6 +25,7 @@ the network tree's levels roll stores up at query time, from the tree as it stan
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -84,9 +85,7 @@ TABLES = (
     " spend numeric NOT NULL)",
 )
 INDEXES = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS {sales_key_index} ON {sales} (account_id, version)",
     "CREATE INDEX IF NOT EXISTS {sales_day_index} ON {sales} (day, store)",
-    "CREATE INDEX IF NOT EXISTS {sales_customer_index} ON {sales} (customer_id, day)",
     "CREATE INDEX IF NOT EXISTS {lines_day_index} ON {lines} (day, store)",
 )
 
@@ -184,8 +183,9 @@ DAYS = """
 OWNERS = """
 INSERT INTO {owners}
 SELECT e.originator_id, (convert_from(e.state, 'UTF8')::jsonb->>'customer_id')::uuid
-FROM {events} e WHERE e.notification_id <= %s AND e.topic = %s
+FROM {events} e WHERE e.notification_id > %s AND e.notification_id <= %s AND e.topic = %s
 """
+"""The owners of the accounts opened in a range of the log."""
 
 
 class Revenue(TableModel):
@@ -252,13 +252,8 @@ class Revenue(TableModel):
         write their facts (:func:`fold_part`), then every fact is rolled up at once and
         ``head`` recorded as the position reached. A crash halfway leaves a generation
         without a position, which a rebuild discards."""
-        events = Identifier(settings.pg_schema, "ledger_events")
         started = time.monotonic()
-        with self.view.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL(OWNERS).format(owners=self.tables("owners"), events=events),
-                (head, topic_of(Account.Opened)),
-            )
+        self.find_owners(settings, head)
         log.info("revenue: owners in %.1f s", time.monotonic() - started)
         topics = (topic_of(Account.MovementRecorded),)
         filled = sum(folded(parts_of(settings, self.generation, head, topics), fold_part, int))
@@ -272,18 +267,40 @@ class Revenue(TableModel):
             self.view._insert_tracking(curs, Tracking(LedgerFeed.name, head))
         return filled
 
+    def find_owners(self, settings: Settings, head: int) -> None:
+        """The owner of every account opened up to ``head``, found by PostgreSQL in as many
+        ranges of the log as there are cores, side by side (each reads its range of the
+        whole log: the opened accounts are strewn through it)."""
+        statement = SQL(OWNERS).format(
+            owners=self.tables("owners"), events=Identifier(settings.pg_schema, "ledger_events")
+        )
+        cores = os.cpu_count() or 1
+        bounds = [head * i // cores for i in range(cores + 1)]
+
+        def find(after: int, through: int) -> None:
+            with self.view.datastore.transaction(commit=True) as curs:
+                curs.execute(statement, (after, through, topic_of(Account.Opened)))
+
+        with ThreadPoolExecutor(cores, thread_name_prefix="owners") as pool:
+            list(pool.map(find, bounds[:-1], bounds[1:]))
+
     def roll_up_facts(self) -> None:
-        """Every fact rolled up at once: by store and day, and by customer, side by side (a
-        scan of the facts each, on a core each), then by store and month from the days."""
+        """Every fact rolled up at once, on one connection per core: by store and day, and
+        by customer in as many slices of the customers as there are cores (the customers
+        are the larger rollup), each a scan of the facts; then by store and month from the
+        days."""
         facts = SQL(FACTS).format(sales=self.tables("sales"))
         customers = SQL(CUSTOMERS).format(customers=self.tables("customers"))
-        with ThreadPoolExecutor(2, thread_name_prefix="rollup") as pool:
-            list(
-                pool.map(
-                    self.execute_in_bulk,
-                    [(facts, self.rollup("store_days")), (facts, customers)],
-                )
+        cores = os.cpu_count() or 1
+        slices = [
+            SQL("{} WHERE get_byte(uuid_send(customer_id), 15) % {} = {}").format(
+                facts, cores, slice_
             )
+            for slice_ in range(cores)
+        ]
+        rollups = [(facts, self.rollup("store_days")), *((s, customers) for s in slices)]
+        with ThreadPoolExecutor(cores, thread_name_prefix="rollup") as pool:
+            list(pool.map(self.execute_in_bulk, rollups))
         days = SQL(DAYS).format(store_days=self.tables("store_days"))
         self.execute_in_bulk((days, self.rollup("store_months")))
 
