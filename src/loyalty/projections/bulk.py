@@ -22,8 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from itertools import pairwise
-from typing import Any, NamedTuple, Protocol, Self, TypeVar
-from uuid import UUID
+from typing import Any, Literal, NamedTuple, Protocol, Self, TypeVar
 
 import msgspec
 import psycopg
@@ -46,10 +45,12 @@ M = TypeVar("M", bound=Mergeable)
 log = logging.getLogger(__name__)
 
 STORED_EVENTS = (
-    "COPY (SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
+    "COPY (SELECT notification_id, originator_id::{}, originator_version, topic, state FROM {}"
     " WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s)"
     " ORDER BY notification_id) TO STDOUT (FORMAT BINARY)"
 )
+
+STREAM_ID_TYPES = {"uuid": "uuid", "text": "text"}
 
 
 class Part(NamedTuple):
@@ -61,10 +62,14 @@ class Part(NamedTuple):
     after: int
     through: int
     topics: tuple[str, ...]
+    stream_ids: Literal["uuid", "text"] = "uuid"
+    """How stream ids are read: as UUIDs, or as text for a fold that only writes them out
+    (and would otherwise format millions of UUIDs)."""
 
 
-StoredRow = tuple[int, UUID, int, str, bytes]
-"""A stored event: its position, stream, version, topic and state."""
+StoredRow = tuple[int, Any, int, str, bytes]
+"""A stored event: its position, stream (a UUID, or text: :attr:`Part.stream_ids`), version,
+topic and state."""
 
 Fold = Callable[[Part, Iterator[StoredRow]], T]
 """Folds a part's stored events (in log order) into its partial result; a module-level
@@ -73,13 +78,16 @@ function, so that a worker process can be handed it."""
 
 def stored_rows(part: Part) -> Iterator[StoredRow]:
     """The part's stored events, in log order."""
-    statement = SQL(STORED_EVENTS).format(Identifier(part.settings.pg_schema, "ledger_events"))
+    statement = SQL(STORED_EVENTS).format(
+        SQL(STREAM_ID_TYPES[part.stream_ids]),
+        Identifier(part.settings.pg_schema, "ledger_events"),
+    )
     with (
         psycopg.connect(part.settings.conninfo()) as conn,
         conn.cursor() as curs,
         curs.copy(statement, (part.after, part.through, list(part.topics))) as copy,
     ):
-        copy.set_types(["int8", "uuid", "int8", "text", "bytea"])
+        copy.set_types(["int8", STREAM_ID_TYPES[part.stream_ids], "int8", "text", "bytea"])
         yield from copy.rows()
 
 

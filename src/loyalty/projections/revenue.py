@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
-from uuid import UUID
 
 import msgspec
 import psycopg
@@ -256,7 +255,9 @@ class Revenue(TableModel):
         self.find_owners(settings, head)
         log.info("revenue: owners in %.1f s", time.monotonic() - started)
         topics = (topic_of(Account.MovementRecorded),)
-        filled = sum(folded(parts_of(settings, self.generation, head, topics), fold_part, int))
+        parts = parts_of(settings, self.generation, head, topics)
+        texts = [part._replace(stream_ids="text") for part in parts]
+        filled = sum(folded(texts, fold_part, int))
         newest = event_time(self.view.datastore, settings, head)
         rolling = time.monotonic()
         self.roll_up_facts()
@@ -410,9 +411,9 @@ def fold_part(part: Part, rows: Iterator[StoredRow]) -> int:
     return movements
 
 
-def owners_of(conn: psycopg.Connection[Any], tables: Tables) -> dict[UUID, str]:
-    """Each account's customer (as text)."""
-    query = SQL("SELECT account_id, customer_id::text FROM {}").format(tables("owners"))
+def owners_of(conn: psycopg.Connection[Any], tables: Tables) -> dict[str, str]:
+    """Each account's customer, both as text."""
+    query = SQL("SELECT account_id::text, customer_id::text FROM {}").format(tables("owners"))
     return {account_id: customer_id for account_id, customer_id in conn.execute(query)}
 
 
