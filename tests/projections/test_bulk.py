@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loyalty.projections.bulk import CopyText, copy_field, escaped, parts_of
+from loyalty.projections.bulk import CopyText, Escaped, copy_field, escaped, parts_of
 from loyalty.settings import Settings
 
 
@@ -50,3 +50,12 @@ def test_text_rows_copy_in_as_written(texts: psycopg.Connection[Any], values: li
         rows.flush()
 
     assert [v for (v,) in texts.execute("SELECT value FROM texts ORDER BY n")] == values
+
+
+def test_escaped_codes_are_forgotten_past_a_limit() -> None:
+    codes = Escaped()
+
+    for n in range(Escaped.LIMIT + 1):
+        assert codes[f"SKU\t{n}"] == f"SKU\\t{n}"
+
+    assert len(codes) == 1

@@ -51,6 +51,8 @@ STORED_EVENTS = (
 )
 
 STREAM_ID_TYPES = {"uuid": "uuid", "text": "text"}
+"""The types a part's stream ids are read as (a whitelist: the name goes into the
+statement)."""
 
 
 class Part(NamedTuple):
@@ -166,9 +168,14 @@ def copy_field(value: str) -> str:
 
 class Escaped(dict[str, str]):
     """Codes (stores, SKUs, departments) as fields of ``COPY``'s text format, each escaped
-    once: a log repeats a few thousand of them millions of times."""
+    once: a log repeats a few thousand of them millions of times. Forgets them all past
+    :attr:`LIMIT` (lines may name any SKU), so that its memory stays bounded."""
+
+    LIMIT = 200_000
 
     def __missing__(self, value: str) -> str:
+        if len(self) >= self.LIMIT:
+            self.clear()
         text = self[value] = copy_field(value)
         return text
 
