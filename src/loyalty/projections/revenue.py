@@ -28,7 +28,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -54,7 +53,13 @@ from loyalty.projections.bulk import (
 )
 from loyalty.projections.feed import Fact, LedgerFeed, RawMovementsMapper, topic_of
 from loyalty.projections.log import event_time
-from loyalty.projections.tables import BULK_MEMORY, TableModel, Tables, record_position
+from loyalty.projections.tables import (
+    BULK_MEMORY,
+    TableModel,
+    Tables,
+    record_position,
+    side_by_side,
+)
 from loyalty.rules.schedule import local_time
 from loyalty.settings import Settings
 
@@ -269,25 +274,23 @@ class Revenue(TableModel):
         return filled
 
     def find_owners(self, settings: Settings, head: int) -> None:
-        """The owner of every account opened up to ``head``, found by PostgreSQL in as many
-        ranges of the log as there are cores, side by side (each reads its range of the
-        whole log: the opened accounts are strewn through it)."""
+        """The owner of every account opened up to ``head``, found by PostgreSQL in the
+        log's parts :func:`side_by_side` (each reads its part of the whole log: the opened
+        accounts are strewn through it)."""
         statement = SQL(OWNERS).format(
             owners=self.tables("owners"), events=Identifier(settings.pg_schema, "ledger_events")
         )
-        cores = os.cpu_count() or 1
-        bounds = [head * i // cores for i in range(cores + 1)]
+        opened = (topic_of(Account.Opened),)
 
-        def find(after: int, through: int) -> None:
+        def find(part: Part) -> None:
             with self.view.datastore.transaction(commit=True) as curs:
-                curs.execute(statement, (after, through, topic_of(Account.Opened)))
+                curs.execute(statement, (part.after, part.through, part.topics[0]))
 
-        with ThreadPoolExecutor(cores, thread_name_prefix="owners") as pool:
-            list(pool.map(find, bounds[:-1], bounds[1:]))
+        side_by_side(find, parts_of(settings, self.generation, head, opened))
 
     def roll_up_facts(self) -> None:
-        """Every fact rolled up at once, on one connection per core: by store and day, and
-        by customer in as many slices of the customers as there are cores (the customers
+        """Every fact rolled up at once, :func:`side_by_side`: by store and day, and by
+        customer in as many slices of the customers as there are cores (the customers
         are the larger rollup), each a scan of the facts; then by store and month from the
         days."""
         facts = SQL(FACTS).format(sales=self.tables("sales"))
@@ -299,9 +302,10 @@ class Revenue(TableModel):
             )
             for slice_ in range(cores)
         ]
-        rollups = [(facts, self.rollup("store_days")), *((s, customers) for s in slices)]
-        with ThreadPoolExecutor(cores, thread_name_prefix="rollup") as pool:
-            list(pool.map(self.execute_in_bulk, rollups))
+        side_by_side(
+            self.execute_in_bulk,
+            [(facts, self.rollup("store_days")), *((s, customers) for s in slices)],
+        )
         days = SQL(DAYS).format(store_days=self.tables("store_days"))
         self.execute_in_bulk((days, self.rollup("store_months")))
 

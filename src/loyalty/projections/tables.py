@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,10 +113,9 @@ class TableModel(ReadModel):
             self.create_indexes()
 
     def create_indexes(self) -> None:
-        """Builds the indexes side by side, one connection per core: each build ends in a
-        merge and a write that PostgreSQL does on one core."""
-        with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="index") as pool:
-            list(pool.map(self.create_index, self.INDEXES))
+        """Builds the indexes :func:`side_by_side`: each build ends in a merge and a write
+        that PostgreSQL does on one core."""
+        side_by_side(self.create_index, self.INDEXES)
 
     def create_index(self, statement: str) -> None:
         with self.view.datastore.transaction(commit=True) as curs:
@@ -151,6 +150,13 @@ class TableModel(ReadModel):
 
 
 T = TypeVar("T")
+
+
+def side_by_side(work: Callable[[T], None], items: Iterable[T]) -> None:
+    """``work`` done on each item, one thread at a time per core, each on a connection of
+    its own: a bulk statement keeps one PostgreSQL process, so one core, busy."""
+    with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="bulk") as pool:
+        list(pool.map(work, items))
 
 
 def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
