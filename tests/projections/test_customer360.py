@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import psycopg
@@ -18,7 +19,7 @@ from loyalty.commands.apply import CustomerSpec
 from loyalty.commands.customers import register
 from loyalty.domain import ids
 from loyalty.domain.customer import Profile
-from loyalty.projections.customer360 import ACCOUNTS, CARDS, CUSTOMERS, Customer360
+from loyalty.projections.customer360 import ACCOUNTS, CARDS, CUSTOMERS, Customer360, Part
 from loyalty.projections.documents import view_name
 from loyalty.projections.registry import Registry
 from loyalty.projections.runner import read_datastore, rebuild
@@ -138,3 +139,18 @@ def test_a_rebuilt_generation_indexes_its_keys_not_its_bodies(
     datastore.close()
 
     assert indexes_of(settings, generation) == {"documents_pkey", "notification_tracking_pkey"}
+
+
+def test_a_fold_hands_each_collection_over_in_key_order() -> None:
+    """A view keyed by collection and key then adds each key at the end of its index,
+    rather than at random places (which made a load of millions a third slower)."""
+    streams = [UUID(int=n * 7_919 % 1_000) for n in range(1, 40)]
+    part = Part(
+        opened={stream: (str(stream), "club") for stream in streams},
+        issued={stream: (str(stream), f"C{n}") for n, stream in enumerate(streams)},
+    )
+
+    keys = [(change.collection, change.key) for change in part.documents()]
+
+    assert keys == sorted(keys)
+    assert len(keys) == 3 * len(streams)

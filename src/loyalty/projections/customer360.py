@@ -273,13 +273,15 @@ class Part(msgspec.Struct, gc=False):
         self.events += later.events
 
     def documents(self) -> Iterator[DocumentChange]:
-        """The lookups, then each customer's document."""
-        for account_id, (customer_id, campaign_id) in self.opened.items():
+        """The lookups, then each customer's document, each collection in key order: a
+        view keyed by collection and key then adds each key at the end of its index (a
+        trial loaded a million documents in 12 s in key order, 20 s in random order)."""
+        for account_id, (customer_id, campaign_id) in by_key(self.opened):
             body = {"customer_id": customer_id, "campaign_id": campaign_id}
-            yield DocumentChange(collection=ACCOUNTS, key=str(account_id), body=body)
-        for card_id, (customer_id, code) in self.issued.items():
+            yield DocumentChange(collection=ACCOUNTS, key=account_id, body=body)
+        for card_id, (customer_id, code) in by_key(self.issued):
             body = {"customer_id": customer_id, "code": code}
-            yield DocumentChange(collection=CARDS, key=str(card_id), body=body)
+            yield DocumentChange(collection=CARDS, key=card_id, body=body)
         documents: dict[str, Body] = {}
 
         def document(customer_id: str) -> Body:
@@ -303,6 +305,11 @@ class Part(msgspec.Struct, gc=False):
             add_shares(body, shares.get(customer_id, []))
             documents.pop(customer_id)
             yield DocumentChange(collection=CUSTOMERS, key=customer_id, body=body)
+
+
+def by_key(streams: dict[UUID, tuple[str, str]]) -> list[tuple[str, tuple[str, str]]]:
+    """The streams' entries keyed by their ids as text, in key order."""
+    return sorted([(str(stream), entry) for stream, entry in streams.items()])
 
 
 def add_shares(document: Body, shares: list[tuple[str, AccountShare | None]]) -> None:
