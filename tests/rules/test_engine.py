@@ -57,12 +57,13 @@ from loyalty.domain.promotion import (
     When,
     Where,
 )
-from loyalty.rules.allocation import allocate
+from loyalty.rules.allocation import allocate, whole_units
 from loyalty.rules.engine import (
     ClusterInForce,
     Context,
     OriginalMovement,
     PromotionInForce,
+    PromotionWalk,
     derive,
     eligible_units,
 )
@@ -247,6 +248,37 @@ def test_points_per_unit_give_each_named_line_its_quantity_rounded_down(
     ]
 
     assert eligible_units(lines, skus, departments, points) == expected
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B", "C"]),
+            st.sampled_from(["fresh", "grocery"]),
+            st.decimals(Decimal(0), Decimal(1000), places=2),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from([(), ("A",), ("A", "B")]),
+    st.sampled_from([(), ("fresh",)]),
+)
+def test_a_benefit_over_some_lines_weighs_their_amounts_and_none_of_the_others(
+    items: list[tuple[str, str, Decimal]],
+    skus: tuple[str, ...],
+    departments: tuple[str, ...],
+) -> None:
+    lines = [line(sku, str(amount), department=dept) for sku, dept, amount in items]
+    everything = not skus and not departments
+    named = [everything or item.sku in skus or item.department in departments for item in lines]
+    walk = PromotionWalk(movement("m1", *lines), context(), AT)
+
+    weights = walk.weights(skus, departments)
+
+    units = whole_units([item.amount for item in lines])
+    assert weights.units == [u if n else 0 for u, n in zip(units, named, strict=True)]
+    assert weights.spend == sum(
+        (item.amount for item, n in zip(lines, named, strict=True) if n), Decimal(0)
+    )
 
 
 def test_a_threshold_promotion_fires_from_its_minimum_spend() -> None:

@@ -226,7 +226,7 @@ class LineWeights:
     """What a benefit over some of the movement's lines splits by: the eligible lines'
     amounts (zero for the others) in whole units, and the sum of those amounts.
 
-    The units are those of every line's amount (see :meth:`PromotionWalk.line_units`): a
+    The units are those of every line's amount (see :meth:`PromotionWalk.every_line`): a
     multiple of the eligible lines' own common unit, which splits any total alike."""
 
     units: list[int]
@@ -256,7 +256,7 @@ class PromotionWalk:
         self.credits = Decimal(0)
         """The credits of :attr:`transactions`, added up in their order."""
         self.weighed: dict[tuple[tuple[str, ...], tuple[str, ...]], LineWeights] = {}
-        self.every_line_units: list[int] | None = None
+        self.every_line_weights: LineWeights | None = None
 
     def offer(self, promotion: PromotionInForce) -> bool:
         """Applies ``promotion`` if it is eligible and something survives its caps."""
@@ -341,21 +341,36 @@ class PromotionWalk:
     def weights(self, skus: tuple[str, ...] = (), departments: tuple[str, ...] = ()) -> LineWeights:
         """The lines as a benefit over ``skus`` and ``departments`` weighs them (none: all
         lines), worked out once per movement however many benefits ask."""
+        if not skus and not departments:
+            return self.every_line()
         key = (skus, departments)
         found = self.weighed.get(key)
         if found is None:
-            amounts = eligible_amounts(self.movement.lines, skus, departments)
-            units = [u if a else 0 for u, a in zip(self.line_units(), amounts, strict=True)]
-            found = LineWeights(units=units, spend=sum(amounts, Decimal(0)))
+            found = self.some_lines(skus, departments)
             self.weighed[key] = found
         return found
 
-    def line_units(self) -> list[int]:
+    def every_line(self) -> LineWeights:
         """Every line's amount in whole units of one common unit, converted once per
         movement: the benefits over some lines take these, zero for the other lines."""
-        if self.every_line_units is None:
-            self.every_line_units = whole_units([line.amount for line in self.movement.lines])
-        return self.every_line_units
+        if self.every_line_weights is None:
+            amounts = [line.amount for line in self.movement.lines]
+            self.every_line_weights = LineWeights(
+                units=whole_units(amounts), spend=sum(amounts, Decimal(0))
+            )
+        return self.every_line_weights
+
+    def some_lines(self, skus: tuple[str, ...], departments: tuple[str, ...]) -> LineWeights:
+        """The weights of the lines of ``skus`` or ``departments``: every line's units, zero
+        for the other lines (a line's units are zero exactly when its amount is)."""
+        every = self.every_line().units
+        units = [0] * len(every)
+        spend = Decimal(0)
+        for index, line in enumerate(self.movement.lines):
+            if line.sku in skus or line.department in departments:
+                units[index] = every[index]
+                spend += line.amount
+        return LineWeights(units=units, spend=spend)
 
     def benefit(self, benefit: Benefit, promotion: PromotionInForce) -> Transaction | None:
         match benefit:
@@ -480,19 +495,6 @@ def eligible_units(
         return [floor(line.quantity) * points for line in lines]
     return [
         floor(line.quantity) * points if line.sku in skus or line.department in departments else 0
-        for line in lines
-    ]
-
-
-def eligible_amounts(
-    lines: Sequence[Line], skus: Sequence[str], departments: Sequence[str]
-) -> list[Decimal]:
-    """The amounts of the lines of ``skus`` or ``departments`` (with neither, of every
-    line); 0 for the other lines."""
-    if not skus and not departments:
-        return [line.amount for line in lines]
-    return [
-        line.amount if line.sku in skus or line.department in departments else Decimal(0)
         for line in lines
     ]
 
