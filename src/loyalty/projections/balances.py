@@ -194,8 +194,8 @@ class Balances(TableModel):
         opened: list[tuple[UUID, UUID, UUID]],
         totals: dict[UUID, AccountTotals],
     ) -> None:
-        """Opens the new accounts with the totals of their first movements, and adds the
-        totals of the others to each."""
+        """Opens the new accounts with the totals of their first movements (in key order,
+        as :func:`customers_known`), and adds the totals of the others to each."""
         new = {account_id for account_id, _, _ in opened}
         if opened:
             with curs.copy(
@@ -204,7 +204,7 @@ class Balances(TableModel):
                     " spent, movements, last_movement_at, last_movement_id) FROM STDIN"
                 ).format(self.tables("accounts"))
             ) as copy:
-                for account_id, campaign_id, customer_id in opened:
+                for account_id, campaign_id, customer_id in sorted(opened):
                     t = totals.get(account_id) or AccountTotals()
                     copy.write_row((account_id, campaign_id, customer_id, *totals_row(t)))
         rows = [
@@ -288,14 +288,14 @@ def customers_known(
     facts: list[tuple[UUID, date | None, str | None, bool]],
 ) -> list[tuple[UUID, date | None, str | None, bool]]:
     """Each customer's row after their facts in log order, as :meth:`Balances.write_customers`
-    would leave it."""
+    would leave it; in key order, so that a load adds each at the end of the key's index."""
     known: dict[UUID, list[Any]] = {}
     for customer_id, signed_up_on, home_store, erased in facts:
         row = known.setdefault(customer_id, [None, None, False])
         row[0] = signed_up_on or row[0]
         row[1] = home_store or row[1]
         row[2] = row[2] or erased
-    return [(customer_id, *row) for customer_id, row in known.items()]
+    return [(customer_id, *row) for customer_id, row in sorted(known.items())]
 
 
 def totals_row(t: AccountTotals) -> tuple[Any, ...]:
