@@ -36,9 +36,9 @@ POSITION_BYTES = 8
 _encoder = msgspec.json.Encoder()
 
 
-def new_customer(customer_id: UUID) -> Body:
+def new_customer(customer_id: str) -> Body:
     return {
-        "customer_id": str(customer_id),
+        "customer_id": customer_id,
         "cards": [],
         "registered": False,
         "erased": False,
@@ -116,7 +116,7 @@ class Batch:
     def document(self, customer_id: str) -> Body:
         self.touched.add(customer_id)
         if customer_id not in self.customers:
-            self.customers[customer_id] = new_customer(UUID(customer_id))
+            self.customers[customer_id] = new_customer(customer_id)
         return self.customers[customer_id]
 
     def apply(self, fact: Fact) -> None:
@@ -286,7 +286,7 @@ class Part(msgspec.Struct, gc=False):
 
         def document(customer_id: str) -> Body:
             if customer_id not in documents:
-                documents[customer_id] = new_customer(UUID(customer_id))
+                documents[customer_id] = new_customer(customer_id)
             return documents[customer_id]
 
         for card_id, status in self.cards:
