@@ -67,6 +67,7 @@ from loyalty.rules.engine import (
     derive,
     eligible_units,
 )
+from loyalty.rules.schedule import is_within
 from tests.builders import AT, campaign_view, in_force, line, movement, new_account
 
 LATE_EVENING_UTC = datetime(2026, 6, 3, 23, 30, tzinfo=UTC)
@@ -410,6 +411,23 @@ def test_a_movement_without_a_location_is_read_in_utc() -> None:
     derivation = earn(sale("10.00", at=LATE_EVENING_UTC, location=None), wednesday)
 
     assert (fired(derivation), derivation.local_date) == (["wednesday"], date(2026, 6, 3))
+
+
+@given(
+    st.builds(
+        When,
+        starts_on=st.none() | st.dates(date(2026, 1, 1), date(2026, 12, 31)),
+        ends_on=st.none() | st.dates(date(2026, 1, 1), date(2026, 12, 31)),
+        weekdays=st.sampled_from([(), (3,), (6, 7)]),
+        hours=st.sampled_from([(), (hour(9, 12),), (hour(22, 0),)]),
+    ),
+    st.datetimes(datetime(2025, 12, 1), datetime(2027, 1, 31), timezones=st.just(UTC)),
+)
+def test_a_promotion_whose_when_names_nothing_holds_at_any_time(when: When, at: datetime) -> None:
+    promotion = in_force("p", FixedPoints(points=1), when=when)
+
+    assert promotion.timed is (when != When())
+    assert promotion.timed or is_within(when, at)
 
 
 # WHERE: movement types and network nodes

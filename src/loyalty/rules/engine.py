@@ -78,12 +78,15 @@ from loyalty.domain.promotion import (
     PrizeAward,
     PromotionVersion,
     Rounding,
+    When,
 )
 from loyalty.rules.allocation import allocate, allocate_units, reversed_share, whole_units
 from loyalty.rules.criteria import Behaviour, matches
 from loyalty.rules.schedule import is_within, local_time, period_key
 
 BUDGET_PERIOD = "budget"
+ALWAYS = When()
+"""The WHEN that names no dates, weekdays or hours: it holds at any time."""
 ROUNDINGS = {
     Rounding.FLOOR: ROUND_FLOOR,
     Rounding.HALF_UP: ROUND_HALF_UP,
@@ -107,12 +110,24 @@ class AccountState(Behaviour, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PromotionInForce:
+    """A promotion's version in force, with what every derivation reads of it besides its
+    terms worked out when it is made (a program snapshot makes it once, not per movement)."""
+
     id: UUID
     code: str
     version: PromotionVersion
+    ref: VersionRef = field(init=False, repr=False, compare=False)
+    rank: tuple[int, str] = field(init=False, repr=False, compare=False)
+    """Its place in the walk: by priority (higher first), then by code."""
+    timed: bool = field(init=False, repr=False, compare=False)
+    """Whether its WHEN names dates, weekdays or hours (else it holds at any time)."""
 
-    def ref(self) -> VersionRef:
-        return VersionRef(id=self.id, code=self.code, version=self.version.number)
+    def __post_init__(self) -> None:
+        terms = self.version.terms
+        ref = VersionRef(id=self.id, code=self.code, version=self.version.number)
+        object.__setattr__(self, "ref", ref)
+        object.__setattr__(self, "rank", (-terms.priority, self.code))
+        object.__setattr__(self, "timed", terms.when != ALWAYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +135,11 @@ class ClusterInForce:
     id: UUID
     code: str
     version: ClusterVersion
+    ref: VersionRef = field(init=False, repr=False, compare=False)
 
-    def ref(self) -> VersionRef:
-        return VersionRef(id=self.id, code=self.code, version=self.version.number)
+    def __post_init__(self) -> None:
+        ref = VersionRef(id=self.id, code=self.code, version=self.version.number)
+        object.__setattr__(self, "ref", ref)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +201,7 @@ def derive_with_promotions(movement: Movement, context: Context, local: datetime
     spent: list[Transaction] = []
     if movement.type is MovementType.PRIZE_REDEMPTION:
         spent.append(points_spent(movement, context.account.points))
-    for promotion in sorted(context.promotions, key=priority_order):
+    for promotion in sorted(context.promotions, key=by_rank):
         if walk.offer(promotion) and promotion.version.terms.exclusive:
             break
     transactions = (*spent, *walk.transactions)
@@ -200,8 +217,8 @@ def derive_with_promotions(movement: Movement, context: Context, local: datetime
     )
 
 
-def priority_order(promotion: PromotionInForce) -> tuple[int, str]:
-    return (-promotion.version.terms.priority, promotion.code)
+by_rank = attrgetter("rank")
+"""Orders the promotions for the walk (step 1 of the module doc)."""
 
 
 def points_spent(movement: Movement, balance: int) -> Transaction:
@@ -285,7 +302,7 @@ class PromotionWalk:
             return False
         if terms.where.nodes and self.path.isdisjoint(terms.where.nodes):
             return False
-        if not is_within(terms.when, self.local):
+        if promotion.timed and not is_within(terms.when, self.local):
             return False
         if terms.min_spend is not None and self.movement.amount < terms.min_spend:
             return False
@@ -299,8 +316,8 @@ class PromotionWalk:
             return False
         if self.context.memberships is not None:
             member = cluster_code in self.context.memberships
-            if member and cluster.ref() not in self.clusters:
-                self.clusters.append(cluster.ref())
+            if member and cluster.ref not in self.clusters:
+                self.clusters.append(cluster.ref)
             return member
         member = matches(
             cluster.version.terms.criteria,
@@ -308,8 +325,8 @@ class PromotionWalk:
             self.context.account,
             self.day,
         )
-        if member and cluster.ref() not in self.clusters:
-            self.clusters.append(cluster.ref())
+        if member and cluster.ref not in self.clusters:
+            self.clusters.append(cluster.ref)
         return member
 
     def caps_left(self, promotion: PromotionInForce) -> tuple[bool, int | None]:
@@ -439,7 +456,7 @@ class PromotionWalk:
             elif transaction.kind is TransactionKind.CREDITS:
                 self.credits += transaction.amount
         self.points += points
-        self.fired.append(promotion.ref())
+        self.fired.append(promotion.ref)
         if terms.caps.per_customer is not None:
             self.usage.append(
                 UsageDelta(
@@ -728,8 +745,8 @@ def input_digest(movement: Movement, context: Context) -> str:
     facts = DigestInput(
         movement=movement,
         campaign=context.campaign.id,
-        promotions=tuple([p.ref() for p in sorted(context.promotions, key=by_code)]),
-        clusters=tuple([c.ref() for c in sorted(context.clusters.values(), key=by_code)]),
+        promotions=tuple([p.ref for p in sorted(context.promotions, key=by_code)]),
+        clusters=tuple([c.ref for c in sorted(context.clusters.values(), key=by_code)]),
         account=context.account.id,
         account_version=context.account.version,
         points=context.account.points,
