@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import pytest
@@ -39,6 +39,7 @@ from loyalty.domain.movement import (
     VersionRef,
 )
 from loyalty.domain.promotion import (
+    Benefit,
     BudgetCap,
     Caps,
     FixedCredits,
@@ -59,6 +60,7 @@ from loyalty.domain.promotion import (
 )
 from loyalty.rules.allocation import allocate, whole_units
 from loyalty.rules.engine import (
+    BENEFITS,
     ClusterInForce,
     Context,
     OriginalMovement,
@@ -526,6 +528,10 @@ def test_behaviour_is_judged_before_the_movement_at_hand() -> None:
 
 
 # Priority and stacking
+
+
+def test_every_kind_of_benefit_has_its_rule() -> None:
+    assert set(BENEFITS) == set(get_args(Benefit))
 
 
 def test_promotions_apply_by_priority_then_by_code() -> None:

@@ -31,13 +31,13 @@ takes the balance below zero: what cannot be taken back is recorded as unrecover
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from math import floor
 from operator import attrgetter
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
@@ -390,44 +390,69 @@ class PromotionWalk:
         return LineWeights(units=units, spend=spend)
 
     def benefit(self, benefit: Benefit, promotion: PromotionInForce) -> Transaction | None:
-        match benefit:
-            case FixedPoints(points=points):
-                return points_tx(points, allocate_units(points, self.weights().units), promotion)
-            case PointsPerAmount(points=points, per=per, rounding=rounding):
-                weights = self.weights(benefit.skus, benefit.departments)
-                spend = weights.spend if self.movement.lines else self.movement.amount
-                earned = int((spend / per * points).to_integral_value(ROUNDINGS[rounding]))
-                return points_tx(earned, allocate_units(earned, weights.units), promotion)
-            case PointsPerUnit(points=points, skus=skus, departments=departments):
-                parts = eligible_units(self.movement.lines, skus, departments, points)
-                return points_tx(sum(parts), parts, promotion)
-            case Multiplier(factor=factor):
-                return self.multiplied(factor, promotion)
-            case FixedCredits(amount=amount) if self.context.campaign.terms.credits:
-                units = self.weights().units
-                return money_tx(TransactionKind.CREDITS, amount, CREDITS, units, promotion)
-            case PercentCredits(percent=percent) if self.context.campaign.terms.credits:
-                weights = self.weights(benefit.skus, benefit.departments)
-                amount = percent_of(weights.spend, percent)
-                return money_tx(TransactionKind.CREDITS, amount, CREDITS, weights.units, promotion)
-            case PercentDiscount(percent=percent):
-                weights = self.weights(benefit.skus, benefit.departments)
-                amount = self.discount(percent_of(weights.spend, percent))
-                units, currency = weights.units, self.movement.currency
-                return money_tx(TransactionKind.DISCOUNT, amount, currency, units, promotion)
-            case FixedDiscount(amount=amount):
-                amount = self.discount(amount)
-                currency, units = self.movement.currency, self.weights().units
-                return money_tx(TransactionKind.DISCOUNT, amount, currency, units, promotion)
-            case PrizeAward(prize=prize, quantity=quantity):
-                return Transaction(
-                    kind=TransactionKind.PRIZE,
-                    amount=Decimal(quantity),
-                    currency=prize,
-                    promotion=promotion.code,
-                    promotion_version=promotion.version.number,
-                )
-        return None
+        """What ``benefit`` gives, by the method of its kind (looked up by type: a ``match``
+        over class patterns tried the kinds one by one on every benefit of every movement)."""
+        return BENEFITS[type(benefit)](self, benefit, promotion)
+
+    def fixed_points(self, benefit: FixedPoints, promotion: PromotionInForce) -> Transaction:
+        points = benefit.points
+        return points_tx(points, allocate_units(points, self.every_line().units), promotion)
+
+    def points_per_amount(
+        self, benefit: PointsPerAmount, promotion: PromotionInForce
+    ) -> Transaction:
+        weights = self.weights(benefit.skus, benefit.departments)
+        spend = weights.spend if self.movement.lines else self.movement.amount
+        rounding = ROUNDINGS[benefit.rounding]
+        earned = int((spend / benefit.per * benefit.points).to_integral_value(rounding))
+        return points_tx(earned, allocate_units(earned, weights.units), promotion)
+
+    def points_per_unit(self, benefit: PointsPerUnit, promotion: PromotionInForce) -> Transaction:
+        lines, points = self.movement.lines, benefit.points
+        parts = eligible_units(lines, benefit.skus, benefit.departments, points)
+        return points_tx(sum(parts), parts, promotion)
+
+    def multiplier(self, benefit: Multiplier, promotion: PromotionInForce) -> Transaction:
+        return self.multiplied(benefit.factor, promotion)
+
+    def fixed_credits(
+        self, benefit: FixedCredits, promotion: PromotionInForce
+    ) -> Transaction | None:
+        if not self.context.campaign.terms.credits:
+            return None
+        units = self.every_line().units
+        return money_tx(TransactionKind.CREDITS, benefit.amount, CREDITS, units, promotion)
+
+    def percent_credits(
+        self, benefit: PercentCredits, promotion: PromotionInForce
+    ) -> Transaction | None:
+        if not self.context.campaign.terms.credits:
+            return None
+        weights = self.weights(benefit.skus, benefit.departments)
+        amount = percent_of(weights.spend, benefit.percent)
+        return money_tx(TransactionKind.CREDITS, amount, CREDITS, weights.units, promotion)
+
+    def percent_discount(
+        self, benefit: PercentDiscount, promotion: PromotionInForce
+    ) -> Transaction:
+        weights = self.weights(benefit.skus, benefit.departments)
+        amount = self.discount(percent_of(weights.spend, benefit.percent))
+        units, currency = weights.units, self.movement.currency
+        return money_tx(TransactionKind.DISCOUNT, amount, currency, units, promotion)
+
+    def fixed_discount(self, benefit: FixedDiscount, promotion: PromotionInForce) -> Transaction:
+        amount = self.discount(benefit.amount)
+        currency, units = self.movement.currency, self.every_line().units
+        return money_tx(TransactionKind.DISCOUNT, amount, currency, units, promotion)
+
+    def prize(self, benefit: PrizeAward, promotion: PromotionInForce) -> Transaction:
+        return Transaction(
+            kind=TransactionKind.PRIZE,
+            amount=Decimal(benefit.quantity),
+            currency=benefit.prize,
+            promotion=promotion.code,
+            promotion_version=promotion.version.number,
+        )
 
     def discount(self, wanted: Decimal) -> Decimal:
         """``wanted`` cut to what earlier discounts left of the movement amount."""
@@ -469,6 +494,21 @@ class PromotionWalk:
             )
         if terms.receipt_message:
             self.messages.append(terms.receipt_message)
+
+
+BenefitRule = Callable[[PromotionWalk, Any, PromotionInForce], Transaction | None]
+"""A :class:`PromotionWalk` method giving what one kind of benefit gives."""
+BENEFITS: dict[type, BenefitRule] = {
+    FixedPoints: PromotionWalk.fixed_points,
+    PointsPerAmount: PromotionWalk.points_per_amount,
+    PointsPerUnit: PromotionWalk.points_per_unit,
+    Multiplier: PromotionWalk.multiplier,
+    FixedCredits: PromotionWalk.fixed_credits,
+    PercentCredits: PromotionWalk.percent_credits,
+    PercentDiscount: PromotionWalk.percent_discount,
+    FixedDiscount: PromotionWalk.fixed_discount,
+    PrizeAward: PromotionWalk.prize,
+}
 
 
 def points_tx(points: int, allocation: Sequence[int], promotion: PromotionInForce) -> Transaction:
