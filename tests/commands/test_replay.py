@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import msgspec
 import psycopg
@@ -25,11 +25,13 @@ from loyalty.commands.replay import (
     Replay,
     ReplayReport,
     Scope,
+    Streams,
     last_notification_id,
     merged,
     replay,
 )
 from loyalty.commands.schemas import Adjust
+from loyalty.domain import ids
 from loyalty.domain.account import Account
 from loyalty.domain.cluster import Age, ClusterTerms
 from loyalty.domain.customer import Profile
@@ -91,6 +93,22 @@ def busy(services: Services, clock: Clock) -> Services:
         )
     )
     return services
+
+
+def test_the_streams_read_by_a_replay_answer_any_uuid_equal_to_their_id(
+    services: Services,
+) -> None:
+    mapper = services.ledger.mapper
+    account = Account(campaign_id=ids.campaign_id("club"), customer_id=uuid4())
+    streams = Streams(mapper)
+    for event in account.collect_events():
+        streams.append(account.id, mapper.to_stored_event(event))
+    same = UUID(str(account.id))
+
+    assert streams[same].id == account.id and streams.get(same) is streams[account.id]
+    assert (list(streams), len(streams), streams.get(uuid4())) == ([account.id], 1, None)
+    with pytest.raises(KeyError):
+        streams[uuid4()]
 
 
 def test_a_replay_of_an_untouched_ledger_is_identical(busy: Services) -> None:

@@ -133,38 +133,47 @@ class PartReport(msgspec.Struct, frozen=True, kw_only=True):
 class Streams(Mapping[UUID, Any]):
     """The aggregates the engine reads, each brought up to date only when read: until
     then a stream's events wait as stored, so that a part decodes only the cards,
-    customers and budgets its own movements read."""
+    customers and budgets its own movements read.
+
+    Streams are held by their id's ``int``, which names a UUID as the UUID does: a UUID
+    hashes and compares in Python, an int in C (two lookups per read, three reads per
+    movement)."""
 
     def __init__(self, mapper: Mapper[UUID]) -> None:
         self.mapper = mapper
-        self.aggregates: dict[UUID, Any] = {}
-        self.waiting: dict[UUID, list[StoredEvent]] = {}
+        self.aggregates: dict[int, Any] = {}
+        self.waiting: dict[int, list[StoredEvent]] = {}
 
     def append(self, stored_id: UUID, stored: StoredEvent) -> None:
-        self.waiting.setdefault(stored_id, []).append(stored)
+        self.waiting.setdefault(stored_id.int, []).append(stored)
 
     def get(self, stream_id: UUID, default: Any = None) -> Any:
         """As ``Mapping.get``, without raising and catching ``KeyError`` for the streams
         that do not exist (a customer never registered, a budget never consumed)."""
-        if stream_id in self.waiting:
-            self.fold(stream_id)
-        return self.aggregates.get(stream_id, default)
+        key = stream_id.int
+        if key in self.waiting:
+            self.fold(key)
+        return self.aggregates.get(key, default)
 
     def __getitem__(self, stream_id: UUID) -> Any:
-        if stream_id in self.waiting:
-            self.fold(stream_id)
-        return self.aggregates[stream_id]
+        key = stream_id.int
+        if key in self.waiting:
+            self.fold(key)
+        try:
+            return self.aggregates[key]
+        except KeyError:
+            raise KeyError(stream_id) from None
 
-    def fold(self, stream_id: UUID) -> None:
+    def fold(self, key: int) -> None:
         """Applies the stream's waiting events to its aggregate."""
-        aggregate = self.aggregates.get(stream_id)
-        for stored in self.waiting.pop(stream_id):
+        aggregate = self.aggregates.get(key)
+        for stored in self.waiting.pop(key):
             event = self.mapper.to_domain_event(stored)
             aggregate = event.mutate(aggregate)  # type: ignore[attr-defined]
-        self.aggregates[stream_id] = aggregate
+        self.aggregates[key] = aggregate
 
     def __iter__(self) -> Iterator[UUID]:
-        return iter(self.aggregates.keys() | self.waiting.keys())
+        return (UUID(int=key) for key in self.aggregates.keys() | self.waiting.keys())
 
     def __len__(self) -> int:
         return len(self.aggregates.keys() | self.waiting.keys())
@@ -229,12 +238,14 @@ class Replay:
         self.scope = scope
         self.streams = Streams(ledger.mapper)
         self.program = Program(revision=0)
-        self.views: dict[UUID, CampaignView] = {}
+        self.views: dict[int, CampaignView] = {}
+        """The campaigns by their id's ``int`` (as :class:`Streams`)."""
         self.program_stale = False
         self.config: set[UUID] = set()
         self.differences: list[Difference] = []
         self.found = self.withheld = self.movements = self.events = 0
-        self.erased: set[UUID] | None = None
+        self.erased: set[int] | None = None
+        """The erased customers, by their id's ``int`` (as :class:`Streams`)."""
         self._rows = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
             " FROM {}.ledger_events WHERE notification_id > %s AND notification_id <= %s"
@@ -342,7 +353,7 @@ class Replay:
     def current_program(self) -> Program:
         if self.program_stale:
             self.program = Program.of(0, [self.streams[i] for i in self.config])
-            self.views = {view.id: view for view in self.program.views}
+            self.views = {view.id.int: view for view in self.program.views}
             self.program_stale = False
         return self.program
 
@@ -391,7 +402,7 @@ class Replay:
             original = self.original(account, recorded)
             context = context_for(
                 program,
-                self.views[account.campaign_id],
+                self.views[account.campaign_id.int],
                 movement,
                 card,
                 account,
@@ -439,8 +450,8 @@ class Replay:
     def is_erased(self, customer_id: UUID) -> bool:
         """Whether the customer's data key was destroyed (their facts no longer open)."""
         if self.erased is None:
-            self.erased = self.ledger.keys.destroyed()
-        return customer_id in self.erased
+            self.erased = {erased.int for erased in self.ledger.keys.destroyed()}
+        return customer_id.int in self.erased
 
     def original(self, account: Account, recorded: RecordedMovement) -> OriginalMovement | None:
         """The movement a return or cancellation gave back, as the writer read it."""
