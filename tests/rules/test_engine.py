@@ -343,6 +343,22 @@ def test_stacked_discounts_never_take_off_more_than_the_movement_amount() -> Non
     assert [t.amount for t in of_kind(derivation, DISCOUNT)] == [Decimal("5.00"), Decimal("3.00")]
 
 
+def test_benefits_that_give_nothing_make_no_transaction_and_use_no_cap() -> None:
+    once_a_day = Caps(per_customer=PeriodCap(period=Period.DAY, uses=1))
+    promotions = [
+        in_force("all-off", FixedDiscount(amount=Decimal("50.00")), priority=9),
+        in_force("more-off", PercentDiscount(percent=Decimal(10)), caps=once_a_day),
+        in_force("fresh", PointsPerAmount(departments=("fresh",)), caps=once_a_day),
+        in_force("pennies", PointsPerUnit(points=1, skus=("NONE",)), caps=once_a_day),
+        in_force("double", Multiplier(factor=Decimal(2)), priority=-1, caps=once_a_day),
+    ]
+
+    derivation = earn(sale("8.00"), *promotions)
+
+    assert fired(derivation) == ["all-off"] and derivation.usage == ()
+    assert [t.promotion for t in derivation.transactions] == ["all-off"]
+
+
 def test_percent_discounts_are_computed_on_listed_amounts_and_cut_to_what_is_left() -> None:
     seventy = PercentDiscount(percent=Decimal(70))
 

@@ -287,6 +287,8 @@ class PromotionWalk:
             transaction = self.benefit(benefit, promotion)
             if transaction is not None:
                 flagged.append((isinstance(benefit, Multiplier), transaction))
+        if not flagged:
+            return False
         if points_left is not None:
             capped = cap_points([t for _, t in flagged], points_left)
             flagged = [(multiplier, t) for (multiplier, _), t in zip(flagged, capped, strict=True)]
@@ -391,7 +393,10 @@ class PromotionWalk:
 
     def benefit(self, benefit: Benefit, promotion: PromotionInForce) -> Transaction | None:
         """What ``benefit`` gives, by the method of its kind (looked up by type: a ``match``
-        over class patterns tried the kinds one by one on every benefit of every movement)."""
+        over class patterns tried the kinds one by one on every benefit of every movement).
+
+        ``None`` when it gives nothing: a transaction of zero would not be kept (see
+        :meth:`offer`), so none is split over the lines and made."""
         return BENEFITS[type(benefit)](self, benefit, promotion)
 
     def fixed_points(self, benefit: FixedPoints, promotion: PromotionInForce) -> Transaction:
@@ -400,19 +405,24 @@ class PromotionWalk:
 
     def points_per_amount(
         self, benefit: PointsPerAmount, promotion: PromotionInForce
-    ) -> Transaction:
+    ) -> Transaction | None:
         weights = self.weights(benefit.skus, benefit.departments)
         spend = weights.spend if self.movement.lines else self.movement.amount
         rounding = ROUNDINGS[benefit.rounding]
         earned = int((spend / benefit.per * benefit.points).to_integral_value(rounding))
+        if not earned:
+            return None
         return points_tx(earned, allocate_units(earned, weights.units), promotion)
 
-    def points_per_unit(self, benefit: PointsPerUnit, promotion: PromotionInForce) -> Transaction:
+    def points_per_unit(
+        self, benefit: PointsPerUnit, promotion: PromotionInForce
+    ) -> Transaction | None:
         lines, points = self.movement.lines, benefit.points
         parts = eligible_units(lines, benefit.skus, benefit.departments, points)
-        return points_tx(sum(parts), parts, promotion)
+        earned = sum(parts)
+        return points_tx(earned, parts, promotion) if earned else None
 
-    def multiplier(self, benefit: Multiplier, promotion: PromotionInForce) -> Transaction:
+    def multiplier(self, benefit: Multiplier, promotion: PromotionInForce) -> Transaction | None:
         return self.multiplied(benefit.factor, promotion)
 
     def fixed_credits(
@@ -430,18 +440,26 @@ class PromotionWalk:
             return None
         weights = self.weights(benefit.skus, benefit.departments)
         amount = percent_of(weights.spend, benefit.percent)
+        if not amount:
+            return None
         return money_tx(TransactionKind.CREDITS, amount, CREDITS, weights.units, promotion)
 
     def percent_discount(
         self, benefit: PercentDiscount, promotion: PromotionInForce
-    ) -> Transaction:
+    ) -> Transaction | None:
         weights = self.weights(benefit.skus, benefit.departments)
         amount = self.discount(percent_of(weights.spend, benefit.percent))
+        if not amount:
+            return None
         units, currency = weights.units, self.movement.currency
         return money_tx(TransactionKind.DISCOUNT, amount, currency, units, promotion)
 
-    def fixed_discount(self, benefit: FixedDiscount, promotion: PromotionInForce) -> Transaction:
+    def fixed_discount(
+        self, benefit: FixedDiscount, promotion: PromotionInForce
+    ) -> Transaction | None:
         amount = self.discount(benefit.amount)
+        if not amount:
+            return None
         currency, units = self.movement.currency, self.every_line().units
         return money_tx(TransactionKind.DISCOUNT, amount, currency, units, promotion)
 
@@ -460,9 +478,11 @@ class PromotionWalk:
         self.discount_left -= granted
         return granted
 
-    def multiplied(self, factor: Decimal, promotion: PromotionInForce) -> Transaction:
+    def multiplied(self, factor: Decimal, promotion: PromotionInForce) -> Transaction | None:
         base = sum(int(t.amount) for t in self.base_points)
         extra = int((base * (factor - 1)).to_integral_value(ROUND_FLOOR))
+        if not extra:
+            return None
         per_line = [
             sum((t.allocation[i] for t in self.base_points if t.allocation), Decimal(0))
             for i in range(len(self.movement.lines))
