@@ -276,12 +276,12 @@ class Part(msgspec.Struct, gc=False):
         """The lookups, then each customer's document, each collection in key order: a
         view keyed by collection and key then adds each key at the end of its index (a
         trial loaded a million documents in 12 s in key order, 20 s in random order)."""
-        for account_id, (customer_id, campaign_id) in by_key(self.opened):
+        for key, (customer_id, campaign_id) in by_key(self.opened):
             body = {"customer_id": customer_id, "campaign_id": campaign_id}
-            yield DocumentChange(collection=ACCOUNTS, key=account_id, body=body)
-        for card_id, (customer_id, code) in by_key(self.issued):
+            yield DocumentChange(collection=ACCOUNTS, key=key, body=body)
+        for key, (customer_id, code) in by_key(self.issued):
             body = {"customer_id": customer_id, "code": code}
-            yield DocumentChange(collection=CARDS, key=card_id, body=body)
+            yield DocumentChange(collection=CARDS, key=key, body=body)
         documents: dict[str, Body] = {}
 
         def document(customer_id: str) -> Body:
