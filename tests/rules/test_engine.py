@@ -349,6 +349,8 @@ def test_benefits_that_give_nothing_make_no_transaction_and_use_no_cap() -> None
         in_force("all-off", FixedDiscount(amount=Decimal("50.00")), priority=9),
         in_force("more-off", PercentDiscount(percent=Decimal(10)), caps=once_a_day),
         in_force("fresh", PointsPerAmount(departments=("fresh",)), caps=once_a_day),
+        in_force("baby-off", PercentDiscount(percent=Decimal(5), departments=("baby",))),
+        in_force("baby-credits", PercentCredits(percent=Decimal(5), departments=("baby",))),
         in_force("pennies", PointsPerUnit(points=1, skus=("NONE",)), caps=once_a_day),
         in_force("double", Multiplier(factor=Decimal(2)), priority=-1, caps=once_a_day),
     ]

@@ -408,6 +408,8 @@ class PromotionWalk:
     ) -> Transaction | None:
         weights = self.weights(benefit.skus, benefit.departments)
         spend = weights.spend if self.movement.lines else self.movement.amount
+        if not spend:
+            return None
         rounding = ROUNDINGS[benefit.rounding]
         earned = int((spend / benefit.per * benefit.points).to_integral_value(rounding))
         if not earned:
@@ -439,6 +441,8 @@ class PromotionWalk:
         if not self.context.campaign.terms.credits:
             return None
         weights = self.weights(benefit.skus, benefit.departments)
+        if not weights.spend:
+            return None
         amount = percent_of(weights.spend, benefit.percent)
         if not amount:
             return None
@@ -448,6 +452,8 @@ class PromotionWalk:
         self, benefit: PercentDiscount, promotion: PromotionInForce
     ) -> Transaction | None:
         weights = self.weights(benefit.skus, benefit.departments)
+        if not weights.spend:
+            return None
         amount = self.discount(percent_of(weights.spend, benefit.percent))
         if not amount:
             return None
