@@ -7,10 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from loyalty.domain import ids
 from loyalty.domain.account import Account
-from loyalty.domain.cluster import SpendInLastDays
+from loyalty.domain.cluster import MAX_LOOKBACK_DAYS, SpendInLastDays
 from loyalty.domain.customer import ANONYMOUS
 from loyalty.domain.errors import InsufficientPoints
 from loyalty.domain.movement import Derivation, Movement, MovementType, ReturnOf, UsageDelta
@@ -173,6 +175,31 @@ def test_an_old_day_recorded_late_is_forgotten_at_the_next_purchase_day() -> Non
         DAY + timedelta(days=367): Decimal("7.00"),
     }
     assert account.first_spend_day == DAY + timedelta(days=300)
+
+
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 900), st.sampled_from(["1.00", "2.50", "4.00"])),
+        max_size=30,
+    )
+)
+def test_the_daily_spend_kept_is_every_day_not_older_than_a_leap_year_at_a_new_purchase_day(
+    steps: list[tuple[bool, int, str]],
+) -> None:
+    account = new_account()
+    kept: dict[date, Decimal] = {}
+    last: date | None = None
+    for index, (purchase, offset, amount) in enumerate(steps):
+        day = DAY + timedelta(days=offset)
+        made = bought if purchase else returned
+        account.record(made(f"m{index}", amount), derived(local_date=day))
+        kept[day] = kept.get(day, Decimal(0)) + (Decimal(amount) if purchase else -Decimal(amount))
+        if purchase and (last is None or day > last):
+            last = day
+            kept = {d: v for d, v in kept.items() if d >= day - timedelta(days=MAX_LOOKBACK_DAYS)}
+
+    assert account.daily_spend == kept and list(account.daily_spend) == list(kept)
+    assert account.first_spend_day == min(kept, default=None)
 
 
 def test_an_account_is_the_behaviour_cluster_criteria_read() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from heapq import heappop, heappush
 from typing import Any, cast
 from uuid import UUID
 
@@ -24,6 +25,9 @@ from loyalty.domain import ids
 from loyalty.domain.cluster import MAX_LOOKBACK_DAYS
 from loyalty.domain.errors import InsufficientPoints
 from loyalty.domain.movement import Derivation, Movement, MovementType
+
+LOOKBACK = timedelta(days=MAX_LOOKBACK_DAYS)
+NO_SPEND = Decimal(0)
 
 
 class Account(Aggregate):
@@ -61,9 +65,9 @@ class Account(Aggregate):
         self.purchase_count = 0
         self.last_purchase_on: date | None = None
         self.daily_spend: dict[date, Decimal] = {}
-        self.first_spend_day: date | None = None
-        """The earliest day of :attr:`daily_spend` (None while it is empty), so that a new
-        purchase day looks for days to forget only when one is old enough."""
+        self.spend_days: list[date] = []
+        """The days of :attr:`daily_spend` as a heap, earliest first, so that a new purchase
+        day finds the days to forget without looking at the others."""
         self.returned: dict[tuple[str, str], tuple[Decimal, ...]] = {}
 
     def record(self, movement: Movement, derivation: Derivation) -> None:
@@ -102,32 +106,37 @@ class Account(Aggregate):
             original = derivation.return_of
             self.returned[(original.terminal, original.movement_id)] = original.returned
 
+    @property
+    def first_spend_day(self) -> date | None:
+        """The earliest day of :attr:`daily_spend` (None while it is empty)."""
+        return self.spend_days[0] if self.spend_days else None
+
     def _track_spend(self, movement: Movement, day: date) -> None:
         if movement.type is MovementType.PURCHASE:
             self.total_spend += movement.amount
             self.purchase_count += 1
-            self.daily_spend[day] = self.daily_spend.get(day, Decimal(0)) + movement.amount
-            self._note_spend_day(day)
+            self.daily_spend[day] = self._spent_on(day) + movement.amount
             if self.last_purchase_on is None or day > self.last_purchase_on:
                 self.last_purchase_on = day
-                self._forget_spend_before(day - timedelta(days=MAX_LOOKBACK_DAYS))
+                self._forget_spend_before(day - LOOKBACK)
         elif movement.type is MovementType.RETURN:
             self.total_spend -= movement.amount
-            self.daily_spend[day] = self.daily_spend.get(day, Decimal(0)) - movement.amount
-            self._note_spend_day(day)
+            self.daily_spend[day] = self._spent_on(day) - movement.amount
 
-    def _note_spend_day(self, day: date) -> None:
-        if self.first_spend_day is None or day < self.first_spend_day:
-            self.first_spend_day = day
+    def _spent_on(self, day: date) -> Decimal:
+        """The spend of ``day`` so far; a day not held yet joins :attr:`spend_days`."""
+        spent = self.daily_spend.get(day)
+        if spent is None:
+            heappush(self.spend_days, day)
+            return NO_SPEND
+        return spent
 
     def _forget_spend_before(self, day: date) -> None:
-        """Drops the days before ``day``; the days are not scanned when none is that old
-        (the scan on every new purchase day was a twentieth of an audit replay)."""
-        if self.first_spend_day is None or self.first_spend_day >= day:
-            return
-        for old in [d for d in self.daily_spend if d < day]:
-            del self.daily_spend[old]
-        self.first_spend_day = min(self.daily_spend, default=None)
+        """Drops the days before ``day``, earliest first from the heap of days (a scan of
+        every day on each new purchase day was a twentieth of an audit replay)."""
+        days = self.spend_days
+        while days and days[0] < day:
+            del self.daily_spend[heappop(days)]
 
     def used(self, promotion_id: UUID, period: str) -> tuple[int, int]:
         """Points and uses a promotion has consumed on this account in ``period``."""
