@@ -33,7 +33,13 @@ from loyalty.domain.promotion import (
     Rounding,
 )
 from loyalty.rules.allocation import allocate
-from loyalty.rules.engine import Context, OriginalMovement, PromotionInForce, derive
+from loyalty.rules.engine import (
+    Context,
+    OriginalMovement,
+    PromotionInForce,
+    PromotionsInForce,
+    derive,
+)
 
 AT = datetime(2026, 6, 3, 10, tzinfo=UTC)
 LOCATION = Location(
@@ -171,6 +177,18 @@ def test_the_same_inputs_give_the_same_derivation_byte_for_byte(
     second = derive(movement, context(new_account(), list(reversed(promotions))))
 
     assert msgspec.json.encode(first) == msgspec.json.encode(second)
+
+
+@given(lines, promotion_lists)
+def test_promotions_sorted_once_in_force_derive_as_the_same_promotions_in_any_order(
+    items: list[Line], promotions: list[PromotionInForce]
+) -> None:
+    movement = purchase("r1", items)
+
+    sorted_once = derive(movement, context(new_account(), PromotionsInForce(promotions)))
+    as_given = derive(movement, context(new_account(), list(reversed(promotions))))
+
+    assert msgspec.json.encode(sorted_once) == msgspec.json.encode(as_given)
 
 
 @settings(max_examples=150)

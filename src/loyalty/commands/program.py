@@ -31,7 +31,7 @@ from loyalty.domain.network import Network
 from loyalty.domain.promotion import Promotion
 from loyalty.domain.translations import Translations
 from loyalty.domain.versioning import Version
-from loyalty.rules.engine import ClusterInForce, PromotionInForce
+from loyalty.rules.engine import ClusterInForce, PromotionInForce, PromotionsInForce
 
 T = TypeVar("T")
 
@@ -104,12 +104,12 @@ class Program:
         return epochs.at(at) if epochs is not None else ()
 
     @cached_property
-    def promotion_epochs(self) -> dict[UUID, Epochs[tuple[PromotionInForce, ...]]]:
+    def promotion_epochs(self) -> dict[UUID, Epochs[PromotionsInForce]]:
         """Each campaign's promotions in force, worked out once per snapshot for every span
         between two versions taking effect, instead of once per movement."""
 
-        def in_force(promotions: list[Promotion], at: datetime) -> tuple[PromotionInForce, ...]:
-            return tuple(
+        def in_force(promotions: list[Promotion], at: datetime) -> PromotionsInForce:
+            return PromotionsInForce(
                 PromotionInForce(id=promotion.id, code=promotion.code, version=version)
                 for promotion in promotions
                 if (version := promotion.version_at(at)) is not None

@@ -31,7 +31,7 @@ takes the balance below zero: what cannot be taken back is recorded as unrecover
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -201,7 +201,7 @@ def derive_with_promotions(movement: Movement, context: Context, local: datetime
     spent: list[Transaction] = []
     if movement.type is MovementType.PRIZE_REDEMPTION:
         spent.append(points_spent(movement, context.account.points))
-    for promotion in sorted(context.promotions, key=by_rank):
+    for promotion in walk_order(context.promotions):
         if walk.offer(promotion) and promotion.version.terms.exclusive:
             break
     transactions = (*spent, *walk.transactions)
@@ -219,6 +219,35 @@ def derive_with_promotions(movement: Movement, context: Context, local: datetime
 
 by_rank = attrgetter("rank")
 """Orders the promotions for the walk (step 1 of the module doc)."""
+by_code = attrgetter("code")
+"""Orders the promotions and clusters of the digest (a stable sort: as their references)."""
+
+
+class PromotionsInForce(tuple[PromotionInForce, ...]):
+    """Promotions in force together, with the two orders every derivation reads them in
+    (the walk's, the digest's) sorted once: a program snapshot makes one per span of time
+    between two versions taking effect, which tens of thousands of movements then read."""
+
+    in_walk_order: tuple[PromotionInForce, ...]
+    refs_by_code: tuple[VersionRef, ...]
+
+    def __new__(cls, promotions: Iterable[PromotionInForce]) -> PromotionsInForce:
+        made = super().__new__(cls, promotions)
+        made.in_walk_order = tuple(sorted(made, key=by_rank))
+        made.refs_by_code = tuple([p.ref for p in sorted(made, key=by_code)])
+        return made
+
+
+def walk_order(promotions: Sequence[PromotionInForce]) -> Sequence[PromotionInForce]:
+    if isinstance(promotions, PromotionsInForce):
+        return promotions.in_walk_order
+    return sorted(promotions, key=by_rank)
+
+
+def refs_by_code(promotions: Sequence[PromotionInForce]) -> tuple[VersionRef, ...]:
+    if isinstance(promotions, PromotionsInForce):
+        return promotions.refs_by_code
+    return tuple([p.ref for p in sorted(promotions, key=by_code)])
 
 
 def points_spent(movement: Movement, balance: int) -> Transaction:
@@ -801,8 +830,6 @@ class DigestInput(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
 
 
 _digest_encoder = msgspec.json.Encoder(order="deterministic")
-by_code = attrgetter("code")
-"""Orders the promotions and clusters of the digest (a stable sort: as their references)."""
 
 
 def input_digest(movement: Movement, context: Context) -> str:
@@ -811,7 +838,7 @@ def input_digest(movement: Movement, context: Context) -> str:
     facts = DigestInput(
         movement=movement,
         campaign=context.campaign.id,
-        promotions=tuple([p.ref for p in sorted(context.promotions, key=by_code)]),
+        promotions=refs_by_code(context.promotions),
         clusters=tuple([c.ref for c in sorted(context.clusters.values(), key=by_code)]),
         account=context.account.id,
         account_version=context.account.version,
