@@ -272,11 +272,18 @@ class LineWeights:
     """What a benefit over some of the movement's lines splits by: the eligible lines'
     amounts (zero for the others) in whole units, and the sum of those amounts.
 
-    The units are those of every line's amount (see :meth:`PromotionWalk.every_line`): a
+    The units are those of every line's amount (see :func:`every_line_weights`): a
     multiple of the eligible lines' own common unit, which splits any total alike."""
 
     units: list[int]
     spend: Decimal
+
+
+def every_line_weights(lines: Sequence[Line]) -> LineWeights:
+    """Every line's amount in whole units of one common unit, converted once per movement:
+    the benefits over some lines take these, zero for the other lines."""
+    amounts = [line.amount for line in lines]
+    return LineWeights(units=whole_units(amounts), spend=sum(amounts, Decimal(0)))
 
 
 class PromotionWalk:
@@ -302,7 +309,7 @@ class PromotionWalk:
         self.credits = Decimal(0)
         """The credits of :attr:`transactions`, added up in their order."""
         self.weighed: dict[tuple[tuple[str, ...], tuple[str, ...]], LineWeights] = {}
-        self.every_line_weights: LineWeights | None = None
+        self.every_line = every_line_weights(movement.lines)
 
     def offer(self, promotion: PromotionInForce) -> bool:
         """Applies ``promotion`` if it is eligible and something survives its caps."""
@@ -390,7 +397,7 @@ class PromotionWalk:
         """The lines as a benefit over ``skus`` and ``departments`` weighs them (none: all
         lines), worked out once per movement however many benefits ask."""
         if not skus and not departments:
-            return self.every_line()
+            return self.every_line
         key = (skus, departments)
         found = self.weighed.get(key)
         if found is None:
@@ -398,20 +405,10 @@ class PromotionWalk:
             self.weighed[key] = found
         return found
 
-    def every_line(self) -> LineWeights:
-        """Every line's amount in whole units of one common unit, converted once per
-        movement: the benefits over some lines take these, zero for the other lines."""
-        if self.every_line_weights is None:
-            amounts = [line.amount for line in self.movement.lines]
-            self.every_line_weights = LineWeights(
-                units=whole_units(amounts), spend=sum(amounts, Decimal(0))
-            )
-        return self.every_line_weights
-
     def some_lines(self, skus: tuple[str, ...], departments: tuple[str, ...]) -> LineWeights:
         """The weights of the lines of ``skus`` or ``departments``: every line's units, zero
         for the other lines (a line's units are zero exactly when its amount is)."""
-        every = self.every_line().units
+        every = self.every_line.units
         units = [0] * len(every)
         spend = Decimal(0)
         for index, line in enumerate(self.movement.lines):
@@ -430,7 +427,7 @@ class PromotionWalk:
 
     def fixed_points(self, benefit: FixedPoints, promotion: PromotionInForce) -> Transaction:
         points = benefit.points
-        return points_tx(points, allocate_units(points, self.every_line().units), promotion)
+        return points_tx(points, allocate_units(points, self.every_line.units), promotion)
 
     def points_per_amount(
         self, benefit: PointsPerAmount, promotion: PromotionInForce
@@ -461,7 +458,7 @@ class PromotionWalk:
     ) -> Transaction | None:
         if not self.context.campaign.terms.credits:
             return None
-        units = self.every_line().units
+        units = self.every_line.units
         return money_tx(TransactionKind.CREDITS, benefit.amount, CREDITS, units, promotion)
 
     def percent_credits(
@@ -495,7 +492,7 @@ class PromotionWalk:
         amount = self.discount(benefit.amount)
         if not amount:
             return None
-        currency, units = self.movement.currency, self.every_line().units
+        currency, units = self.movement.currency, self.every_line.units
         return money_tx(TransactionKind.DISCOUNT, amount, currency, units, promotion)
 
     def prize(self, benefit: PrizeAward, promotion: PromotionInForce) -> Transaction:
