@@ -204,7 +204,7 @@ class Balances(TableModel):
                     " spent, movements, last_movement_at, last_movement_id) FROM STDIN"
                 ).format(self.tables("accounts"))
             ) as copy:
-                for account_id, campaign_id, customer_id in sorted(opened):
+                for account_id, campaign_id, customer_id in sorted(opened, key=by_id):
                     t = totals.get(account_id) or AccountTotals()
                     copy.write_row((account_id, campaign_id, customer_id, *totals_row(t)))
         rows = [
@@ -295,7 +295,13 @@ def customers_known(
         row[0] = signed_up_on or row[0]
         row[1] = home_store or row[1]
         row[2] = row[2] or erased
-    return [(customer_id, *row) for customer_id, row in sorted(known.items())]
+    return [(customer_id, *row) for customer_id, row in sorted(known.items(), key=by_id)]
+
+
+def by_id(row: tuple[Any, ...]) -> int:
+    """Orders rows by the UUID they start with, as PostgreSQL orders them, comparing ints
+    (comparing the UUIDs themselves calls Python methods: seconds for a million rows)."""
+    return int(row[0].int)
 
 
 def totals_row(t: AccountTotals) -> tuple[Any, ...]:

@@ -166,12 +166,11 @@ CUSTOMERS = """
     INSERT INTO {customers} AS t
     SELECT customer_id, max(day) FILTER (WHERE type = 'purchase'),
            count(*) FILTER (WHERE type = 'purchase'), sum(revenue)
-    FROM sales WHERE type IN ('purchase', 'return') GROUP BY customer_id ORDER BY customer_id
+    FROM sales WHERE type IN ('purchase', 'return') GROUP BY customer_id
     ON CONFLICT (customer_id) DO UPDATE SET
         last_purchase_on = greatest(t.last_purchase_on, EXCLUDED.last_purchase_on),
         purchases = t.purchases + EXCLUDED.purchases, spend = t.spend + EXCLUDED.spend
 """
-"""What the ``sales`` add to each customer's rollup, in key order (as :data:`OWNERS`)."""
 
 ROLLED_UP = "WITH sales AS NOT MATERIALIZED ({source}) {rollup}"
 """A rollup of a whole table at once, after a bulk fill: of the facts (``FACTS``), or the
@@ -189,10 +188,8 @@ OWNERS = """
 INSERT INTO {owners}
 SELECT e.originator_id, (convert_from(e.state, 'UTF8')::jsonb->>'customer_id')::uuid
 FROM {events} e WHERE e.notification_id > %s AND e.notification_id <= %s AND e.topic = %s
-ORDER BY e.originator_id
 """
-"""The owners of the accounts opened in a range of the log, in key order: each is added at
-the end of the index instead of at random (a million in 2.1 s rather than 3.9 s)."""
+"""The owners of the accounts opened in a range of the log."""
 
 
 class Revenue(TableModel):
