@@ -201,7 +201,7 @@ def derive_with_promotions(movement: Movement, context: Context, local: datetime
     spent: list[Transaction] = []
     if movement.type is MovementType.PRIZE_REDEMPTION:
         spent.append(points_spent(movement, context.account.points))
-    for promotion in walk_order(context.promotions):
+    for promotion in in_force(context.promotions).in_walk_order:
         if walk.offer(promotion) and promotion.version.terms.exclusive:
             break
     transactions = (*spent, *walk.transactions)
@@ -238,16 +238,12 @@ class PromotionsInForce(tuple[PromotionInForce, ...]):
         return made
 
 
-def walk_order(promotions: Sequence[PromotionInForce]) -> Sequence[PromotionInForce]:
+def in_force(promotions: Sequence[PromotionInForce]) -> PromotionsInForce:
+    """``promotions`` with their two orders: as a program snapshot made them, or sorted now
+    (a context built with a plain sequence)."""
     if isinstance(promotions, PromotionsInForce):
-        return promotions.in_walk_order
-    return sorted(promotions, key=by_rank)
-
-
-def refs_by_code(promotions: Sequence[PromotionInForce]) -> tuple[VersionRef, ...]:
-    if isinstance(promotions, PromotionsInForce):
-        return promotions.refs_by_code
-    return tuple([p.ref for p in sorted(promotions, key=by_code)])
+        return promotions
+    return PromotionsInForce(promotions)
 
 
 def points_spent(movement: Movement, balance: int) -> Transaction:
@@ -450,9 +446,6 @@ class PromotionWalk:
         earned = sum(parts)
         return points_tx(earned, parts, promotion) if earned else None
 
-    def multiplier(self, benefit: Multiplier, promotion: PromotionInForce) -> Transaction | None:
-        return self.multiplied(benefit.factor, promotion)
-
     def fixed_credits(
         self, benefit: FixedCredits, promotion: PromotionInForce
     ) -> Transaction | None:
@@ -510,9 +503,9 @@ class PromotionWalk:
         self.discount_left -= granted
         return granted
 
-    def multiplied(self, factor: Decimal, promotion: PromotionInForce) -> Transaction | None:
+    def multiplier(self, benefit: Multiplier, promotion: PromotionInForce) -> Transaction | None:
         base = sum(int(t.amount) for t in self.base_points)
-        extra = int((base * (factor - 1)).to_integral_value(ROUND_FLOOR))
+        extra = int((base * (benefit.factor - 1)).to_integral_value(ROUND_FLOOR))
         if not extra:
             return None
         per_line = [
@@ -835,7 +828,7 @@ def input_digest(movement: Movement, context: Context) -> str:
     facts = DigestInput(
         movement=movement,
         campaign=context.campaign.id,
-        promotions=refs_by_code(context.promotions),
+        promotions=in_force(context.promotions).refs_by_code,
         clusters=tuple([c.ref for c in sorted(context.clusters.values(), key=by_code)]),
         account=context.account.id,
         account_version=context.account.version,
