@@ -7,6 +7,7 @@ from decimal import Decimal
 from itertools import pairwise
 from uuid import UUID
 
+import msgspec
 from hypothesis import strategies as st
 
 from loyalty.domain.movement import MovementType, TransactionKind
@@ -79,6 +80,16 @@ def log(draw: st.DrawFn) -> list[Fact]:
         if draw(st.integers(0, 9)) == 0:
             facts.append(Fact(customer(n), i + 2, feed.HomeStoreSet(f"s{i}", T0)))
     return facts
+
+
+TOPICS = {kind: topic for topic, kind in feed.CUSTOMER_FACTS.items()}
+
+
+def stored(fact: Fact) -> tuple[str, str, bytes]:
+    """A fact as a bulk fold reads it from the log: its stream id as text, topic and
+    state."""
+    body = fact.body
+    return str(fact.originator_id), TOPICS[type(body)], msgspec.json.encode(body)
 
 
 def cut(facts: list[Fact], cuts: list[int]) -> list[list[tuple[int, Fact]]]:

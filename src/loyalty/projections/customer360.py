@@ -11,19 +11,20 @@ not by events). Two lookup collections map account and card streams to their cus
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import msgspec
 
 from loyalty.adapters.documents import Body, DocumentChange
-from loyalty.domain.movement import MovementType
+from loyalty.domain.account import Account
+from loyalty.domain.movement import MovementType, TransactionKind
 from loyalty.projections import feed
 from loyalty.projections.bulk import Part as LogPart
-from loyalty.projections.bulk import StoredRow, decoded, merged, parts_of
+from loyalty.projections.bulk import StoredRow, merged, parts_of
 from loyalty.projections.documents import DocumentModel
-from loyalty.projections.feed import CUSTOMER_TOPICS, Fact
+from loyalty.projections.feed import CUSTOMER_TOPICS, Fact, body_of, topic_of
 from loyalty.rules.schedule import local_time
 from loyalty.settings import Settings
 
@@ -33,6 +34,9 @@ RECENT = 10
 """Movements kept on a customer's document, newest first."""
 CUSTOMERS, ACCOUNTS, CARDS = "customers", "accounts", "cards"
 POSITION_BYTES = 8
+RECORDED = topic_of(Account.MovementRecorded)
+PURCHASE, RETURN = MovementType.PURCHASE.value, MovementType.RETURN.value
+POINTS = TransactionKind.POINTS.value
 _encoder = msgspec.json.Encoder()
 
 
@@ -73,7 +77,9 @@ class Customer360(DocumentModel):
         """Every document of the log up to ``head``: worker processes fold the log's parts
         account by account (:class:`Part`), merged here in log order into each customer's
         document."""
-        whole = merged(parts_of(settings, self.generation, head, self.topics), fold_part, Part)
+        parts = parts_of(settings, self.generation, head, self.topics)
+        texts = [part._replace(stream_ids="text") for part in parts]
+        whole = merged(texts, fold_part, Part)
         return whole.documents(), whole.events
 
 
@@ -158,6 +164,60 @@ class Batch:
         return found
 
 
+class StoredMovement(msgspec.Struct, frozen=True, gc=False):
+    """A movement as the bulk fold reads it: its time and type kept as stored, as they are
+    only written out again (parsing and formatting them was a tenth of a fold)."""
+
+    movement_id: str
+    type: str
+    card: str
+    occurred_at: str
+    amount: Decimal
+    location: feed.Location | None = None
+
+    def time_text(self) -> str:
+        """``occurred_at`` as the incremental path writes it (``datetime.isoformat``): as
+        stored, but for UTC, which the event store writes ``Z``."""
+        text = self.occurred_at
+        return text[:-1] + "+00:00" if text[-1:] == "Z" else text
+
+
+class StoredPoints(msgspec.Struct, frozen=True, gc=False):
+    kind: str
+    amount: Decimal
+
+
+class StoredDerivation(msgspec.Struct, frozen=True, gc=False):
+    transactions: tuple[StoredPoints, ...]
+    points_delta: int = 0
+    local_date: str | None = None
+    """As stored: an ISO date."""
+
+    def points_moved(self) -> tuple[int, int]:
+        """As :meth:`loyalty.projections.feed.Derivation.points_moved`."""
+        earned = spent = 0
+        for transaction in self.transactions:
+            if transaction.kind == POINTS:
+                points = int(transaction.amount)
+                if points > 0:
+                    earned += points
+                else:
+                    spent -= points
+        return earned, spent
+
+
+class StoredRecorded(msgspec.Struct, frozen=True, gc=False):
+    """``Account.MovementRecorded`` as the bulk fold reads it (:class:`StoredMovement`)."""
+
+    movement: StoredMovement
+    derivation: StoredDerivation
+    points_after: int
+    credits_after: Decimal
+
+
+_recorded = msgspec.json.Decoder(StoredRecorded)
+
+
 class AccountShare(msgspec.Struct, gc=False):
     """What a run of an account's movements adds to its customer's document."""
 
@@ -177,29 +237,39 @@ class AccountShare(msgspec.Struct, gc=False):
     big-endian: bytes order as positions do) then its JSON: a tenth of the memory of its
     dict, and a tenth of the cost of a (position, JSON) pair to hand over."""
 
-    def add(self, position: int, recorded: feed.MovementRecorded) -> None:
+    def add(self, position: int, recorded: StoredRecorded) -> None:
         movement = recorded.movement
+        derivation = recorded.derivation
         self.points = recorded.points_after
         self.credits = recorded.credits_after
-        earned, spent = recorded.derivation.points_moved()
+        earned, spent = derivation.points_moved()
         self.earned += earned
         self.spent += spent
-        store = store_of(movement)
-        if movement.type is MovementType.PURCHASE:
+        location = movement.location
+        store = location.path[-2] if location else None
+        if movement.type == PURCHASE:
             self.purchases += 1
             self.spend += movement.amount
-            day = day_of(recorded)
+            day = derivation.local_date or stored_day(movement)
             if self.first_purchase_on is None or day < self.first_purchase_on:
                 self.first_purchase_on = day
             if self.last_purchase_on is None or day > self.last_purchase_on:
                 self.last_purchase_on = day
             if store is not None:
                 self.stores.setdefault(store, [position, 0])[1] += 1
-        elif movement.type is MovementType.RETURN:
+        elif movement.type == RETURN:
             self.returns += 1
             self.spend -= movement.amount
-        entry = _encoder.encode(recent_entry(recorded, store))
-        self.recent.insert(0, position.to_bytes(POSITION_BYTES, "big") + entry)
+        entry = {
+            "movement_id": movement.movement_id,
+            "type": movement.type,
+            "card": movement.card,
+            "occurred_at": movement.time_text(),
+            "store": store,
+            "amount": str(movement.amount),
+            "points": derivation.points_delta,
+        }
+        self.recent.insert(0, position.to_bytes(POSITION_BYTES, "big") + _encoder.encode(entry))
         del self.recent[RECENT:]
 
     def merge(self, later: AccountShare) -> None:
@@ -227,29 +297,31 @@ class AccountShare(msgspec.Struct, gc=False):
 
 class Part(msgspec.Struct, gc=False):
     """A run of the log folded: the accounts and cards it opens and issues, each account's
-    share of its movements, and the card and customer facts in log order."""
+    share of its movements, and the card and customer facts in log order. Streams are
+    keyed by their ids as text, as the documents name them (and a text hashes once)."""
 
-    opened: dict[UUID, tuple[str, str]] = msgspec.field(default_factory=dict)
+    opened: dict[str, tuple[str, str]] = msgspec.field(default_factory=dict)
     """Each account opened: its customer and campaign."""
-    issued: dict[UUID, tuple[str, str]] = msgspec.field(default_factory=dict)
+    issued: dict[str, tuple[str, str]] = msgspec.field(default_factory=dict)
     """Each card issued: its customer and code."""
-    shares: dict[UUID, AccountShare] = msgspec.field(default_factory=dict)
-    cards: list[tuple[UUID, str]] = msgspec.field(default_factory=list)
+    shares: dict[str, AccountShare] = msgspec.field(default_factory=dict)
+    cards: list[tuple[str, str]] = msgspec.field(default_factory=list)
     """Card facts: the card, its status after."""
     customers: list[tuple[str, str, str | None]] = msgspec.field(default_factory=list)
     """Customer facts: the customer, the field set and its value (:func:`customer_fact`)."""
     events: int = 0
 
-    def add(self, position: int, fact: Fact) -> None:
+    def add(self, position: int, stream: str, topic: str, state: bytes) -> None:
+        """Folds in a stored event: its position, stream id (as text), topic and state."""
         self.events += 1
-        body = fact.body
-        stream = fact.originator_id
-        if isinstance(body, feed.MovementRecorded):
+        if topic == RECORDED:
             share = self.shares.get(stream)
             if share is None:
                 share = self.shares[stream] = AccountShare()
-            share.add(position, body)
-        elif isinstance(body, feed.AccountOpened):
+            share.add(position, _recorded.decode(state))
+            return
+        body = body_of(topic, state)
+        if isinstance(body, feed.AccountOpened):
             self.opened[stream] = (str(body.customer_id), str(body.campaign_id))
         elif isinstance(body, feed.CardIssued):
             self.issued[stream] = (str(body.customer_id), body.code)
@@ -257,7 +329,7 @@ class Part(msgspec.Struct, gc=False):
         elif isinstance(body, CARD_CHANGES):
             self.cards.append((stream, card_status(body)))
         else:
-            self.customers.append((str(stream), *customer_fact(body)))
+            self.customers.append((stream, *customer_fact(body)))
 
     def merge(self, later: Part) -> None:
         """Folds in a later run of the log."""
@@ -296,9 +368,9 @@ class Part(msgspec.Struct, gc=False):
             set_field(document(customer_id), field, value)
         shares: dict[str, list[tuple[str, AccountShare | None]]] = {}
         for account_id, (customer_id, campaign_id) in self.opened.items():
-            document(customer_id)["accounts"][str(account_id)] = new_account(campaign_id)
+            document(customer_id)["accounts"][account_id] = new_account(campaign_id)
             shares.setdefault(customer_id, []).append(
-                (str(account_id), self.shares.pop(account_id, None))
+                (account_id, self.shares.pop(account_id, None))
             )
         for customer_id in sorted(documents):
             body = document(customer_id)
@@ -307,9 +379,9 @@ class Part(msgspec.Struct, gc=False):
             yield DocumentChange(collection=CUSTOMERS, key=customer_id, body=body)
 
 
-def by_key(streams: dict[UUID, tuple[str, str]]) -> list[tuple[str, tuple[str, str]]]:
-    """The streams' entries keyed by their ids as text, in key order."""
-    return sorted([(str(stream), entry) for stream, entry in streams.items()])
+def by_key(streams: dict[str, tuple[str, str]]) -> list[tuple[str, tuple[str, str]]]:
+    """The streams' entries in key order."""
+    return sorted(streams.items())
 
 
 def add_shares(document: Body, shares: list[tuple[str, AccountShare | None]]) -> None:
@@ -341,9 +413,10 @@ def add_shares(document: Body, shares: list[tuple[str, AccountShare | None]]) ->
 
 
 def fold_part(part: LogPart, rows: Iterator[StoredRow]) -> Part:
+    """The part's stored events folded (its stream ids read as text)."""
     folded_part = Part()
-    for position, fact in decoded(rows):
-        folded_part.add(position, fact)
+    for position, stream, _, topic, state in rows:
+        folded_part.add(position, stream, topic, state)
     return folded_part
 
 
@@ -386,6 +459,14 @@ def set_field(document: Body, field: str, value: str | None) -> None:
 
 def store_of(movement: feed.Movement) -> str | None:
     return movement.location.path[-2] if movement.location else None
+
+
+def stored_day(movement: StoredMovement) -> str:
+    """A stored movement's local day, for events recorded before derivations kept it."""
+    occurred_at = datetime.fromisoformat(movement.occurred_at)
+    if movement.location is None:
+        return occurred_at.date().isoformat()
+    return local_time(occurred_at, movement.location.timezone).date().isoformat()
 
 
 def day_of(recorded: feed.MovementRecorded) -> str:

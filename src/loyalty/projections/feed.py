@@ -224,11 +224,16 @@ class FactMapper(Mapper[UUID]):
 
 def fact_of(originator_id: object, version: int, topic: str, state: bytes) -> Fact:
     """A stored event decoded into the slim Struct of its topic."""
+    stream = originator_id if type(originator_id) is UUID else UUID(str(originator_id))
+    return Fact(stream, version, body_of(topic, state))
+
+
+def body_of(topic: str, state: bytes) -> Any:
+    """A stored event's state decoded into the slim Struct of its topic."""
     decoder = _decoders.get(topic)
     if decoder is None:
         raise TypeError(f"projections do not decode {topic}")
-    stream = originator_id if type(originator_id) is UUID else UUID(str(originator_id))
-    return Fact(stream, version, decoder.decode(state))
+    return decoder.decode(state)
 
 
 class RawMovementsMapper(FactMapper):
