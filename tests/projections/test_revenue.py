@@ -11,6 +11,8 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
 from loyalty.bootstrap import Services
@@ -25,7 +27,7 @@ from loyalty.projections.analytics import (
     source_of,
     whole_months,
 )
-from loyalty.projections.revenue import Revenue
+from loyalty.projections.revenue import Revenue, negated
 from loyalty.projections.runner import read_datastore, rebuild
 from loyalty.projections.tables import Tables
 from loyalty.settings import Settings
@@ -248,3 +250,12 @@ def secondary_indexes(settings: Settings, tables: Tables) -> set[str]:
             (tables.schema, tables.prefix()),
         ).fetchall()
     return {name.removeprefix(tables.prefix()) for (name,) in found}
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False))
+def test_a_returned_lines_stored_decimal_is_negated_as_text(value: Decimal) -> None:
+    """A return's lines are written out from their stored text, negated, without a
+    decimal made of them: the same value and places as negating the decimal."""
+    negative = Decimal(negated(str(value)))
+
+    assert negative.as_tuple() == value.copy_negate().as_tuple()

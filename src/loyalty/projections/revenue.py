@@ -317,11 +317,15 @@ class Revenue(TableModel):
             curs.execute(SQL(ROLLED_UP).format(source=source, rollup=statement))
 
 
-class SoldLine(msgspec.Struct, frozen=True):
+class SoldLine(msgspec.Struct, frozen=True, gc=False):
+    """A line as stored: its quantity and amount are decimals as text (the event store
+    writes them with ``str``), which a purchase's ``lines`` rows copy as they are and a
+    return's negate (:func:`negated`)."""
+
     sku: str
     department: str
-    quantity: Decimal
-    amount: Decimal
+    quantity: str
+    amount: str
 
 
 class Sold(msgspec.Struct, frozen=True):
@@ -438,44 +442,32 @@ def sold(state: bytes) -> tuple[Sold, Decimal, Decimal]:
 def sales_text(sale: Sale, issued: Decimal, redeemed: Decimal) -> str:
     """A movement's ``sales`` row (:data:`SALES`)."""
     movement, sign = sale.movement, sale.sign
-    items = sign * sum((line.quantity for line in movement.lines), Decimal(0))
+    items = sign * sum(map(Decimal, [line.quantity for line in movement.lines]), Decimal(0))
+    receipts = "1" if movement.type == "purchase" else "0"
     return (
-        "\t".join(
-            (
-                sale.key,
-                copy_field(movement.card),
-                sale.store,
-                sale.terminal,
-                sale.day,
-                str(sale.local.hour),
-                movement.type,
-                str(sign * movement.amount),
-                "1" if movement.type == "purchase" else "0",
-                str(items),
-                str(int(issued)),
-                str(int(redeemed)),
-            )
-        )
-        + "\n"
+        f"{sale.key}\t{copy_field(movement.card)}\t{sale.store}\t{sale.terminal}\t{sale.day}"
+        f"\t{sale.local.hour}\t{movement.type}\t{sign * movement.amount!s}\t{receipts}"
+        f"\t{items!s}\t{int(issued)}\t{int(redeemed)}\n"
     )
 
 
 def lines_text(sale: Sale) -> str:
     """A purchase's or a return's ``lines`` rows (:data:`LINES`), a return's negative."""
-    key, sign = sale.key, sale.sign
+    key = sale.key
     where = f"{sale.store}\t{sale.day}"
-    return "".join(
-        "\t".join(
-            (
-                key,
-                str(n),
-                where,
-                escaped[line.sku],
-                escaped[line.department],
-                str(sign * line.quantity),
-                str(sign * line.amount),
-            )
+    if sale.sign > 0:
+        return "".join(
+            f"{key}\t{n}\t{where}\t{escaped[line.sku]}\t{escaped[line.department]}"
+            f"\t{line.quantity}\t{line.amount}\n"
+            for n, line in enumerate(sale.movement.lines)
         )
-        + "\n"
+    return "".join(
+        f"{key}\t{n}\t{where}\t{escaped[line.sku]}\t{escaped[line.department]}"
+        f"\t{negated(line.quantity)}\t{negated(line.amount)}\n"
         for n, line in enumerate(sale.movement.lines)
     )
+
+
+def negated(decimal: str) -> str:
+    """A decimal's text negated, as PostgreSQL reads it (``-0`` is 0)."""
+    return decimal[1:] if decimal.startswith("-") else f"-{decimal}"
