@@ -26,16 +26,23 @@ def account(n: int) -> UUID:
     return UUID(int=2_000 + n)
 
 
+def other_account(n: int) -> UUID:
+    """The customer's account in a second campaign (only the first customer joins it)."""
+    return UUID(int=4_000 + n)
+
+
 def card(n: int) -> UUID:
     return UUID(int=3_000 + n)
 
 
 def opening(customers: int) -> list[Fact]:
-    """Each customer's card and account, the first of them registered."""
+    """Each customer's card and account, the first of them registered and in a second
+    campaign too."""
     facts: list[Fact] = []
     for n in range(customers):
         facts.append(Fact(card(n), 1, feed.CardIssued(f"C{n}", customer(n), T0)))
         facts.append(Fact(account(n), 1, feed.AccountOpened(UUID(int=9), customer(n), T0)))
+    facts.append(Fact(other_account(0), 1, feed.AccountOpened(UUID(int=10), customer(0), T0)))
     facts.append(Fact(customer(0), 1, feed.CustomerRegistered(date(2026, 1, 2), ("C0",), T0)))
     return facts
 
@@ -74,7 +81,8 @@ def log(draw: st.DrawFn) -> list[Fact]:
     facts = opening(customers)
     for i in range(draw(st.integers(0, 40))):
         n, recorded = draw(movement(customers, i))
-        facts.append(Fact(account(n), i + 2, recorded))
+        stream = account(n) if n or draw(st.booleans()) else other_account(n)
+        facts.append(Fact(stream, i + 2, recorded))
         if draw(st.integers(0, 9)) == 0:
             facts.append(Fact(card(n), i + 2, feed.CardBlocked(T0)))
         if draw(st.integers(0, 9)) == 0:

@@ -13,14 +13,18 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loyalty.adapters.documents import Body
 from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
 from loyalty.projections.customer360 import (
+    CUSTOMERS,
     POSITION_BYTES,
     AccountShare,
     Part,
     StoredRecorded,
+    apply_fact,
     day_of,
+    new_customer,
     recent_entry,
     store_of,
 )
@@ -54,6 +58,32 @@ def test_merged_parts_give_the_documents_of_one_fold(facts: list[Fact], cuts: li
         merged.merge(later)
 
     assert list(merged.documents()) == list(folded(facts).documents())
+
+
+def applied_one_by_one(facts: list[Fact]) -> list[Body]:
+    """The customers' documents as the incremental path makes them: each fact applied in
+    turn to its customer's document (:func:`apply_fact`), in key order."""
+    owners: dict[object, str] = {}
+    codes: dict[object, str] = {}
+    documents: dict[str, Body] = {}
+    for fact in facts:
+        body, stream = fact.body, fact.originator_id
+        if isinstance(body, feed.AccountOpened | feed.CardIssued):
+            owners[stream] = str(body.customer_id)
+        if isinstance(body, feed.CardIssued):
+            codes[stream] = body.code
+        customer_id = owners.get(stream, str(stream))
+        document = documents.setdefault(customer_id, new_customer(customer_id))
+        apply_fact(document, fact, codes.get(stream))
+    return [documents[key] for key in sorted(documents)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(facts=log())
+def test_a_fold_gives_the_documents_of_the_facts_applied_one_by_one(facts: list[Fact]) -> None:
+    documents = [c.body for c in folded(facts).documents() if c.collection == CUSTOMERS]
+
+    assert documents == applied_one_by_one(facts)
 
 
 @settings(max_examples=200, deadline=None)

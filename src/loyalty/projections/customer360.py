@@ -126,21 +126,9 @@ class Batch:
         return self.customers[customer_id]
 
     def apply(self, fact: Fact) -> None:
-        body = fact.body
         document = self.document(self.customer_of(fact))
-        if isinstance(body, feed.CardIssued):
-            set_card(document, body.code, "active")
-        elif isinstance(body, CARD_CHANGES):
-            set_card(document, self.cards[str(fact.originator_id)]["code"], card_status(body))
-        elif isinstance(body, CUSTOMER_FACTS):
-            set_field(document, *customer_fact(body))
-        elif isinstance(body, feed.AccountOpened):
-            document["accounts"].setdefault(
-                str(fact.originator_id),
-                new_account(str(body.campaign_id)),
-            )
-        elif isinstance(body, feed.MovementRecorded):
-            add_movement(document, str(fact.originator_id), body)
+        card = self.cards.get(str(fact.originator_id))
+        apply_fact(document, fact, card["code"] if card else None)
 
     def changes(self) -> list[DocumentChange]:
         found = [
@@ -162,6 +150,23 @@ class Batch:
             for key in sorted(self.touched)
         ]
         return found
+
+
+def apply_fact(document: Body, fact: Fact, card_code: str | None) -> None:
+    """A fact's effect on its customer's document (``card_code``: the code of the card a
+    card fact names)."""
+    body = fact.body
+    if isinstance(body, feed.CardIssued):
+        set_card(document, body.code, "active")
+    elif isinstance(body, CARD_CHANGES):
+        assert card_code is not None, "a card's changes follow its issue"
+        set_card(document, card_code, card_status(body))
+    elif isinstance(body, CUSTOMER_FACTS):
+        set_field(document, *customer_fact(body))
+    elif isinstance(body, feed.AccountOpened):
+        document["accounts"].setdefault(str(fact.originator_id), new_account(str(body.campaign_id)))
+    elif isinstance(body, feed.MovementRecorded):
+        add_movement(document, str(fact.originator_id), body)
 
 
 class StoredMovement(msgspec.Struct, frozen=True, gc=False):
@@ -386,18 +391,14 @@ def by_key(streams: dict[str, tuple[str, str]]) -> list[tuple[str, tuple[str, st
 
 def add_shares(document: Body, shares: list[tuple[str, AccountShare | None]]) -> None:
     """A customer's document with their accounts' movements."""
-    whole = AccountShare()
-    recent: list[bytes] = []
-    for account_id, share in shares:
-        if share is None:
-            continue
+    moved = [(account_id, share) for account_id, share in shares if share is not None]
+    for account_id, share in moved:
         account = document["accounts"][account_id]
         account["points"] = share.points
         account["credits"] = str(share.credits)
         account["earned"] = share.earned
         account["spent"] = share.spent
-        whole.add_purchases(share)
-        recent += share.recent
+    whole = every_purchase([share for _, share in moved])
     document["purchases"] = whole.purchases
     document["returns"] = whole.returns
     document["spend"] = str(whole.spend)
@@ -407,9 +408,21 @@ def add_shares(document: Body, shares: list[tuple[str, AccountShare | None]]) ->
         {"store": store, "visits": visits}
         for store, (_, visits) in sorted(whole.stores.items(), key=lambda s: s[1][0])
     ]
-    recent.sort(reverse=True)
-    newest = b",".join(entry[POSITION_BYTES:] for entry in recent[:RECENT])
+    newest = b",".join(entry[POSITION_BYTES:] for entry in whole.recent[:RECENT])
     document["recent"] = msgspec.json.decode(b"[%s]" % newest)
+
+
+def every_purchase(shares: list[AccountShare]) -> AccountShare:
+    """The purchases, returns and latest movements of all a customer's accounts: the one
+    account's own share when there is one (most customers), else the shares added up."""
+    if len(shares) == 1:
+        return shares[0]
+    whole = AccountShare()
+    for share in shares:
+        whole.add_purchases(share)
+        whole.recent += share.recent
+    whole.recent.sort(reverse=True)
+    return whole
 
 
 def fold_part(part: LogPart, rows: Iterator[StoredRow]) -> Part:
