@@ -19,7 +19,7 @@ import msgspec
 
 from loyalty.adapters.documents import Body, DocumentChange
 from loyalty.domain.account import Account
-from loyalty.domain.movement import MovementType, TransactionKind
+from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
 from loyalty.projections.bulk import Part as LogPart
 from loyalty.projections.bulk import StoredRow, merged, parts_of
@@ -36,7 +36,6 @@ CUSTOMERS, ACCOUNTS, CARDS = "customers", "accounts", "cards"
 POSITION_BYTES = 8
 RECORDED = topic_of(Account.MovementRecorded)
 PURCHASE, RETURN = MovementType.PURCHASE.value, MovementType.RETURN.value
-POINTS = TransactionKind.POINTS.value
 _encoder = msgspec.json.Encoder()
 
 
@@ -159,7 +158,8 @@ def apply_fact(document: Body, fact: Fact, card_code: str | None) -> None:
     if isinstance(body, feed.CardIssued):
         set_card(document, body.code, "active")
     elif isinstance(body, CARD_CHANGES):
-        assert card_code is not None, "a card's changes follow its issue"
+        if card_code is None:
+            raise ValueError(f"card {fact.originator_id} changed before it was issued")
         set_card(document, card_code, card_status(body))
     elif isinstance(body, CUSTOMER_FACTS):
         set_field(document, *customer_fact(body))
@@ -188,27 +188,23 @@ class StoredMovement(msgspec.Struct, frozen=True, gc=False):
 
 
 class StoredPoints(msgspec.Struct, frozen=True, gc=False):
+    """A transaction as the bulk fold reads it: what it moved, and of what."""
+
     kind: str
     amount: Decimal
 
 
 class StoredDerivation(msgspec.Struct, frozen=True, gc=False):
+    """A derivation as the bulk fold reads it."""
+
     transactions: tuple[StoredPoints, ...]
     points_delta: int = 0
     local_date: str | None = None
     """As stored: an ISO date."""
 
     def points_moved(self) -> tuple[int, int]:
-        """As :meth:`loyalty.projections.feed.Derivation.points_moved`."""
-        earned = spent = 0
-        for transaction in self.transactions:
-            if transaction.kind == POINTS:
-                points = int(transaction.amount)
-                if points > 0:
-                    earned += points
-                else:
-                    spent -= points
-        return earned, spent
+        """The points this movement credited and the points it debited."""
+        return feed.points_moved(self.transactions)
 
 
 class StoredRecorded(msgspec.Struct, frozen=True, gc=False):
@@ -243,6 +239,7 @@ class AccountShare(msgspec.Struct, gc=False):
     dict, and a tenth of the cost of a (position, JSON) pair to hand over."""
 
     def add(self, position: int, recorded: StoredRecorded) -> None:
+        """Adds the account's next movement, at ``position`` in the log."""
         movement = recorded.movement
         derivation = recorded.derivation
         self.points = recorded.points_after
@@ -353,10 +350,10 @@ class Part(msgspec.Struct, gc=False):
         """The lookups, then each customer's document, each collection in key order: a
         view keyed by collection and key then adds each key at the end of its index (a
         trial loaded a million documents in 12 s in key order, 20 s in random order)."""
-        for key, (customer_id, campaign_id) in by_key(self.opened):
+        for key, (customer_id, campaign_id) in sorted(self.opened.items()):
             body = {"customer_id": customer_id, "campaign_id": campaign_id}
             yield DocumentChange(collection=ACCOUNTS, key=key, body=body)
-        for key, (customer_id, code) in by_key(self.issued):
+        for key, (customer_id, code) in sorted(self.issued.items()):
             body = {"customer_id": customer_id, "code": code}
             yield DocumentChange(collection=CARDS, key=key, body=body)
         documents: dict[str, Body] = {}
@@ -384,11 +381,6 @@ class Part(msgspec.Struct, gc=False):
             yield DocumentChange(collection=CUSTOMERS, key=customer_id, body=body)
 
 
-def by_key(streams: dict[str, tuple[str, str]]) -> list[tuple[str, tuple[str, str]]]:
-    """The streams' entries in key order."""
-    return sorted(streams.items())
-
-
 def add_shares(document: Body, shares: list[tuple[str, AccountShare | None]]) -> None:
     """A customer's document with their accounts' movements."""
     moved = [(account_id, share) for account_id, share in shares if share is not None]
@@ -414,7 +406,8 @@ def add_shares(document: Body, shares: list[tuple[str, AccountShare | None]]) ->
 
 def every_purchase(shares: list[AccountShare]) -> AccountShare:
     """The purchases, returns and latest movements of all a customer's accounts: the one
-    account's own share when there is one (most customers), else the shares added up."""
+    account's share itself when there is one (most customers; not a copy), else a new
+    share adding them up."""
     if len(shares) == 1:
         return shares[0]
     whole = AccountShare()

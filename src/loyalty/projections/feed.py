@@ -11,6 +11,7 @@ reveal nobody: a projection cannot store what it never decodes.
 from __future__ import annotations
 
 import typing
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -57,15 +58,30 @@ class Derivation(msgspec.Struct, frozen=True):
 
     def points_moved(self) -> tuple[int, int]:
         """The points this movement credited and the points it debited."""
-        earned = spent = 0
-        for transaction in self.transactions:
-            if transaction.kind is TransactionKind.POINTS:
-                points = int(transaction.amount)
-                if points > 0:
-                    earned += points
-                else:
-                    spent -= points
-        return earned, spent
+        return points_moved(self.transactions)
+
+
+class Moved(typing.Protocol):
+    """A transaction as a read model reads it: of what kind (as text), and how much."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def amount(self) -> Decimal: ...
+
+
+def points_moved(transactions: Iterable[Moved]) -> tuple[int, int]:
+    """The points ``transactions`` credited and the points they debited."""
+    earned = spent = 0
+    for transaction in transactions:
+        if transaction.kind == TransactionKind.POINTS:
+            points = int(transaction.amount)
+            if points > 0:
+                earned += points
+            else:
+                spent -= points
+    return earned, spent
 
 
 class MovementRecorded(msgspec.Struct, frozen=True):

@@ -318,9 +318,10 @@ class Revenue(TableModel):
 
 
 class SoldLine(msgspec.Struct, frozen=True, gc=False):
-    """A line as stored: its quantity and amount are decimals as text (the event store
-    writes them with ``str``), which a purchase's ``lines`` rows copy as they are and a
-    return's negate (:func:`negated`)."""
+    """A line as stored: its quantity and amount are decimals as text, which a purchase's
+    ``lines`` rows copy as they are and a return's negate (:func:`negated`). They go into
+    ``COPY`` unescaped: the event store's mapper, the log's only writer, writes them from
+    ``Decimal`` values the domain checked (finite), with ``str``."""
 
     sku: str
     department: str
@@ -455,15 +456,10 @@ def lines_text(sale: Sale) -> str:
     """A purchase's or a return's ``lines`` rows (:data:`LINES`), a return's negative."""
     key = sale.key
     where = f"{sale.store}\t{sale.day}"
-    if sale.sign > 0:
-        return "".join(
-            f"{key}\t{n}\t{where}\t{escaped[line.sku]}\t{escaped[line.department]}"
-            f"\t{line.quantity}\t{line.amount}\n"
-            for n, line in enumerate(sale.movement.lines)
-        )
+    signed = str if sale.sign > 0 else negated
     return "".join(
         f"{key}\t{n}\t{where}\t{escaped[line.sku]}\t{escaped[line.department]}"
-        f"\t{negated(line.quantity)}\t{negated(line.amount)}\n"
+        f"\t{signed(line.quantity)}\t{signed(line.amount)}\n"
         for n, line in enumerate(sale.movement.lines)
     )
 
