@@ -19,7 +19,9 @@ from loyalty.commands.apply import CustomerSpec
 from loyalty.commands.customers import register
 from loyalty.domain import ids
 from loyalty.domain.customer import Profile
-from loyalty.projections.customer360 import ACCOUNTS, CARDS, CUSTOMERS, Customer360, Part
+from loyalty.projections.customer360 import Customer360
+from loyalty.projections.customer_documents import ACCOUNTS, CARDS, CUSTOMERS
+from loyalty.projections.customer_shares import Part
 from loyalty.projections.documents import view_name
 from loyalty.projections.registry import Registry
 from loyalty.projections.runner import read_datastore, rebuild

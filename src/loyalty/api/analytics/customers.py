@@ -22,7 +22,8 @@ from loyalty.api.customers import card_in_scope
 from loyalty.api.i18n import request_messages
 from loyalty.domain.errors import UnknownCard
 from loyalty.projections.cluster_members import clusters_of
-from loyalty.projections.customer360 import CUSTOMERS, Customer360
+from loyalty.projections.customer360 import Customer360
+from loyalty.projections.customer_documents import CUSTOMERS
 from loyalty.projections.runner import serving_model
 
 

@@ -16,18 +16,15 @@ from hypothesis import strategies as st
 from loyalty.adapters.documents import Body
 from loyalty.domain.movement import MovementType
 from loyalty.projections import feed
-from loyalty.projections.customer360 import (
+from loyalty.projections.customer_documents import (
     CUSTOMERS,
-    POSITION_BYTES,
-    AccountShare,
-    Part,
-    StoredRecorded,
     apply_fact,
     day_of,
     new_customer,
     recent_entry,
     store_of,
 )
+from loyalty.projections.customer_shares import POSITION_BYTES, AccountShare, Part, StoredRecorded
 from loyalty.projections.feed import Fact
 from tests.projections.facts import log, movement, stored
 
