@@ -11,6 +11,7 @@ customer.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -114,22 +115,47 @@ def day_of(recorded: feed.MovementRecorded) -> str:
     it (events recorded before it did are worked out again)."""
     if recorded.derivation.local_date is not None:
         return recorded.derivation.local_date.isoformat()
-    movement = recorded.movement
-    if movement.location is None:
-        return movement.occurred_at.date().isoformat()
-    return local_time(movement.occurred_at, movement.location.timezone).date().isoformat()
+    return local_day(recorded.movement.occurred_at, recorded.movement.location)
+
+
+def local_day(occurred_at: datetime, location: feed.Location | None) -> str:
+    """The local day (the store's; UTC's off the network) of a time, as an ISO date."""
+    if location is None:
+        return occurred_at.date().isoformat()
+    return local_time(occurred_at, location.timezone).date().isoformat()
 
 
 def recent_entry(recorded: feed.MovementRecorded, store: str | None) -> Body:
     movement = recorded.movement
+    return entry_of(
+        movement.movement_id,
+        movement.type.value,
+        movement.card,
+        movement.occurred_at.isoformat(),
+        store,
+        movement.amount,
+        recorded.derivation.points_delta,
+    )
+
+
+def entry_of(
+    movement_id: str,
+    type: str,
+    card: str,
+    occurred_at: str,
+    store: str | None,
+    amount: Decimal,
+    points: int,
+) -> Body:
+    """A movement as a document's :data:`RECENT` list holds it (times as ``isoformat``)."""
     return {
-        "movement_id": movement.movement_id,
-        "type": movement.type.value,
-        "card": movement.card,
-        "occurred_at": movement.occurred_at.isoformat(),
+        "movement_id": movement_id,
+        "type": type,
+        "card": card,
+        "occurred_at": occurred_at,
         "store": store,
-        "amount": str(movement.amount),
-        "points": recorded.derivation.points_delta,
+        "amount": str(amount),
+        "points": points,
     }
 
 

@@ -29,13 +29,14 @@ from loyalty.projections.customer_documents import (
     RECENT,
     card_status,
     customer_fact,
+    entry_of,
+    local_day,
     new_account,
     new_customer,
     set_card,
     set_field,
 )
 from loyalty.projections.feed import body_of, topic_of
-from loyalty.rules.schedule import local_time
 
 POSITION_BYTES = 8
 RECORDED = topic_of(Account.MovementRecorded)
@@ -126,7 +127,9 @@ class AccountShare(msgspec.Struct, gc=False):
         if movement.type == PURCHASE:
             self.purchases += 1
             self.spend += movement.amount
-            day = derivation.local_date or stored_day(movement)
+            day = derivation.local_date or local_day(
+                datetime.fromisoformat(movement.occurred_at), location
+            )
             if self.first_purchase_on is None or day < self.first_purchase_on:
                 self.first_purchase_on = day
             if self.last_purchase_on is None or day > self.last_purchase_on:
@@ -136,15 +139,15 @@ class AccountShare(msgspec.Struct, gc=False):
         elif movement.type == RETURN:
             self.returns += 1
             self.spend -= movement.amount
-        entry = {
-            "movement_id": movement.movement_id,
-            "type": movement.type,
-            "card": movement.card,
-            "occurred_at": movement.time_text(),
-            "store": store,
-            "amount": str(movement.amount),
-            "points": derivation.points_delta,
-        }
+        entry = entry_of(
+            movement.movement_id,
+            movement.type,
+            movement.card,
+            movement.time_text(),
+            store,
+            movement.amount,
+            derivation.points_delta,
+        )
         self.recent.insert(0, position.to_bytes(POSITION_BYTES, "big") + _encoder.encode(entry))
         del self.recent[RECENT:]
 
@@ -298,11 +301,3 @@ def fold_part(part: LogPart, rows: Iterator[StoredRow]) -> Part:
     for position, stream, _, topic, state in rows:
         folded_part.add(position, stream, topic, state)
     return folded_part
-
-
-def stored_day(movement: StoredMovement) -> str:
-    """A stored movement's local day, for events recorded before derivations kept it."""
-    occurred_at = datetime.fromisoformat(movement.occurred_at)
-    if movement.location is None:
-        return occurred_at.date().isoformat()
-    return local_time(occurred_at, movement.location.timezone).date().isoformat()
