@@ -30,10 +30,12 @@ ensure_venv() {
         }
     fi
     local stamp="$VENV/.installed"
-    if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-        say "installing the project and its dependencies"
+    if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] \
+        || [ "$ROOT/constraints.txt" -nt "$stamp" ]; then
+        say "installing the project and its dependencies (the versions of constraints.txt)"
         "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-        "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]" 2>&1 | grep -v '^WARNING: Location' || true
+        "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]" 2>&1 \
+            | grep -v '^WARNING: Location' || true
         "$VENV/bin/python" -c 'import loyalty, litestar, eventsourcing, psycopg, hypothesis, pytest'
         touch "$stamp"
     fi

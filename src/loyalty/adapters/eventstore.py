@@ -58,6 +58,8 @@ statement by statement."""
 
 class EventSchema(typing.NamedTuple):
     fields: tuple[str, ...]
+    struct: type[msgspec.Struct]
+    """The stored state's fields, typed."""
     decoder: msgspec.json.Decoder[Any]
     personal: dict[str, type]
     """The personal fields, stored sealed, and the type each opens to."""
@@ -82,7 +84,7 @@ def schema_of(event_class: type) -> EventSchema:
         [(name, bytes if name in personal else hints[name]) for name in fields],
         kw_only=True,
     )
-    return EventSchema(fields, msgspec.json.Decoder(struct), personal)
+    return EventSchema(fields, struct, msgspec.json.Decoder(struct), personal)
 
 
 class MsgspecMapper(Mapper[UUID]):
@@ -130,7 +132,7 @@ class MsgspecMapper(Mapper[UUID]):
         class_version = getattr(cls, "class_version", 1)
         if class_version > 1:
             state = upcast(cls, msgspec.json.decode(data), class_version)
-            typed = msgspec.convert(state, schema.decoder.type)
+            typed = msgspec.convert(state, schema.struct)
         else:
             typed = schema.decoder.decode(data)
         event_state = {name: getattr(typed, name) for name in schema.fields}

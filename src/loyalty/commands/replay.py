@@ -192,7 +192,7 @@ class RecordedMovement:
             "RecordedWithStoredDerivation",
             [
                 (f.name, msgspec.Raw if f.name == "derivation" else f.type)
-                for f in msgspec.structs.fields(schema_of(Account.MovementRecorded).decoder.type)
+                for f in msgspec.structs.fields(schema_of(Account.MovementRecorded).struct)
             ],
             kw_only=True,
         )
