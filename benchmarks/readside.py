@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skus", type=int, default=full.skus)
     parser.add_argument("--days", type=int, default=full.days)
     parser.add_argument("--ingesters", type=int, default=2, help="parallel ingest processes")
+    parser.add_argument(
+        "--aggregate-cache",
+        type=int,
+        default=1_500_000,
+        help="LOYALTY_AGGREGATE_CACHE of each ingest process (default 1,500,000: every card "
+        "and account of its share of the full chain)",
+    )
     parser.add_argument("--queries", type=int, default=200, help="revenue queries of (i)")
     parser.add_argument("--pos-seconds", type=float, default=20.0, help="measured (j)")
     parser.add_argument(
@@ -179,7 +186,9 @@ def split_by_card(source: Path, parts: int) -> list[Path]:
     return paths
 
 
-def load(settings: Settings, manifest: Manifest, out: Path, ingesters: int) -> dict[str, Any]:
+def load(
+    settings: Settings, manifest: Manifest, out: Path, ingesters: int, cached: int
+) -> dict[str, Any]:
     apply_migrations(settings)
     services = build_services(settings, lambda: manifest.apply_program_at)
     try:
@@ -196,7 +205,7 @@ def load(settings: Settings, manifest: Manifest, out: Path, ingesters: int) -> d
     processes = [
         subprocess.Popen(
             [*scenarios.loyalty_command(), "ingest", str(part)],
-            env=child_env(settings),
+            env=child_env(settings, LOYALTY_AGGREGATE_CACHE=str(cached)),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -230,6 +239,7 @@ def load(settings: Settings, manifest: Manifest, out: Path, ingesters: int) -> d
         "rejected_by_code": reasons,
         "ingest_rate_per_s": round(accepted / seconds, 1),
         "ingesters": ingesters,
+        "aggregate_cache": cached,
     }
 
 
@@ -599,7 +609,9 @@ def main(argv: list[str] | None = None) -> int:
             manifest, results["generate"] = generate(size, workdir / "chain")
             with scenarios.bench_database(base, keep=args.keep_db) as settings:
                 machine = describe_machine(settings.admin_conninfo(settings.pg_db))
-                results["f_load"] = load(settings, manifest, workdir / "chain", args.ingesters)
+                results["f_load"] = load(
+                    settings, manifest, workdir / "chain", args.ingesters, args.aggregate_cache
+                )
                 scenarios.log(f"(f) {results['f_load']}")
                 if not args.load_only:
                     measure(settings, manifest, workdir / "chain", args, workdir, results)

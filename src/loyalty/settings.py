@@ -21,6 +21,9 @@ variable                           meaning                                      
 ``LOYALTY_MAX_BATCH``              most movements committed in one transaction  ``256``
 ``LOYALTY_MAX_FUTURE_SKEW_S``      how far ``occurred_at`` may lie in the       ``300``
                                    future (seconds; tills' clocks drift)
+``LOYALTY_AGGREGATE_CACHE``        cards and accounts a writer process keeps    ``200000``
+                                   in memory (more: fewer reads of their
+                                   history from the log, more memory)
 ``LOYALTY_SECRET_KEY``             the deployment's secret (32+ bytes, base64)  (key file)
 ``LOYALTY_SECRET_KEY_FILE``        where the secret is kept when not given      ``var/secret.key``
 ``LOYALTY_ACCESS_TOKEN_TTL_S``     operators' access tokens live (seconds)      ``900``
@@ -93,6 +96,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     max_batch: int = 256
     max_future_skew_s: int = 300
+    aggregate_cache: int = 200_000
     secret_key: str = ""
     secret_key_file: str = "var/secret.key"
     access_token_ttl_s: int = 900

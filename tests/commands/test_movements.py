@@ -425,6 +425,27 @@ def test_an_account_written_by_another_process_is_caught_up_before_deciding(
     assert receipt(outcome).balance.points == 30
 
 
+def test_a_writer_that_keeps_few_aggregates_reads_the_rest_back_from_the_log(
+    settings: Settings, chain: Services, clock: Clock
+) -> None:
+    forgetful = build_services(msgspec.structs.replace(settings, aggregate_cache=1), clock)
+    try:
+        outcomes = [
+            outcome
+            for round in range(3)
+            for card in ("C1", "C2", "C3")
+            for outcome in forgetful.desk.post(
+                [purchase(f"{card}-{round}", line("BREAD", "10.00"), card=card)]
+            )
+        ]
+        cached = len(forgetful.desk.cache)
+    finally:
+        forgetful.close()
+
+    assert [receipt(o).balance.points for o in outcomes] == [10] * 3 + [20] * 3 + [30] * 3
+    assert cached == 1
+
+
 def test_the_stored_event_records_the_promotion_versions_and_input_digest(chain: Services) -> None:
     chain.desk.post([purchase("r1", line("BREAD", "10.00"))])
 

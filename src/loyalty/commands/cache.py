@@ -41,6 +41,9 @@ class AggregateCache:
                 found[aggregate_id] = aggregate
         return found, rows[: len(statements)]
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def peek(self, aggregate_id: UUID) -> Aggregate | None:
         """The cached state, maybe stale; ``None`` when not cached."""
         return self._items.get(aggregate_id)

@@ -137,12 +137,13 @@ class MovementDesk:
         ledger: Ledger,
         clock: Callable[[], datetime],
         max_future_skew: timedelta = timedelta(minutes=5),
+        cached_aggregates: int = 200_000,
     ) -> None:
         self.ledger = ledger
         self.clock = clock
         self.max_future_skew = max_future_skew
         self.program = ProgramCache(ledger)
-        self.cache = AggregateCache(ledger)
+        self.cache = AggregateCache(ledger, cached_aggregates)
         schema = Identifier(ledger.settings.pg_schema)
         self._existing_keys = SQL(
             "SELECT k.source, k.movement_id, k.request_digest, k.response"
