@@ -121,6 +121,20 @@ def with_descendants(pid: int) -> list[int]:
     return found
 
 
+def largest_peak_rss_kib(pids: list[int]) -> int:
+    """The largest peak resident memory (``VmHWM``, KiB) among ``pids`` (0 for those gone)."""
+    largest = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                largest = max(largest, int(line.split()[1]))
+    return largest
+
+
 def postgres_pids() -> list[int]:
     """Every process called ``postgres`` (server backends and background workers)."""
     found = []
