@@ -88,3 +88,14 @@ def test_operator_add_reads_the_password_from_stdin_and_refuses_a_weak_one(
     out, err = capsys.readouterr()
     assert added == 0 and "operator anna added: store_manager, scope s1 s2" in out
     assert weak == 2 and "error [weak_password]" in err
+
+
+def test_a_setting_without_a_valid_value_is_refused_before_any_command_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOYALTY_AGGREGATE_CACHE", "0")
+
+    assert main(["migrate"]) == 2
+    assert capsys.readouterr().err == (
+        "error [invalid_setting]: LOYALTY_AGGREGATE_CACHE is not valid: expected `int` >= 1\n"
+    )

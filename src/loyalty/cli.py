@@ -37,8 +37,8 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
     try:
+        settings = Settings.from_env()
         handler: Handler = args.handler
         return handler(args, settings)
     except LoyaltyError as error:

@@ -72,14 +72,24 @@ variable                           meaning                                      
 ``LOYALTY_NATS_STREAM``             their JetStream stream                       ``<SCHEMA>_EVENTS``
 ``LOYALTY_NATS_SUBJECT``            their subjects' prefix                       ``<schema>.events``
 =================================  ===========================================  ==================
+
+A variable that does not hold a value of its setting (a count that is not a whole number of
+at least 1, say) is refused at start-up with :class:`~loyalty.domain.errors.InvalidSetting`,
+which names it; its value is not repeated (it may be a secret).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
+
+from loyalty.domain.errors import InvalidSetting
+
+Count = Annotated[int, msgspec.Meta(ge=1)]
+"""How many of something there must be at least one of (processes, connections, rows)."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,14 +99,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pg_user: str = "loyalty_ledger"
     pg_password: str = ""
     pg_schema: str = "loyalty"
-    pg_pool_size: int = 4
+    pg_pool_size: Count = 4
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    http_workers: int = 2
-    max_body_bytes: int = 1_048_576
-    max_batch: int = 256
+    http_workers: Count = 2
+    max_body_bytes: Count = 1_048_576
+    max_batch: Count = 256
     max_future_skew_s: int = 300
-    aggregate_cache: int = 200_000
+    aggregate_cache: Count = 200_000
     secret_key: str = ""
     secret_key_file: str = "var/secret.key"
     access_token_ttl_s: int = 900
@@ -115,7 +125,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_profile_days: int = 0
     retention_auth_days: int = 30
     retention_interval_h: int = 24
-    projection_batch: int = 5_000
+    projection_batch: Count = 5_000
     projection_flush_ms: int = 50
     fill_parallel_from: int = 100_000
     document_store: str = "postgres"
@@ -136,7 +146,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             for field in cls.__struct_fields__
             if f"LOYALTY_{field.upper()}" in environ
         }
-        return msgspec.convert(given, cls, strict=False)
+        try:
+            return msgspec.convert(given, cls, strict=False)
+        except msgspec.ValidationError as error:
+            reason, _, path = str(error).partition(" - at `$.")
+            variable = f"LOYALTY_{path.rstrip('`').upper()}"
+            message = f"{variable} is not valid: {reason[:1].lower()}{reason[1:]}"
+            raise InvalidSetting(message, variable=variable) from None
 
     def conninfo(self) -> str:
         """A libpq connection string for this database."""

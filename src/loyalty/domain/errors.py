@@ -305,3 +305,9 @@ class ClusterNotInForce(RuleViolation):
     """A cluster whose first version takes effect later has no members to evaluate yet."""
 
     code = "cluster_not_in_force"
+
+
+class InvalidSetting(LoyaltyError):
+    """A ``LOYALTY_*`` environment variable that does not hold a value of its setting."""
+
+    code = "invalid_setting"
