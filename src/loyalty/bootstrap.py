@@ -52,7 +52,10 @@ class Services:
 def build_services(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Services:
     ledger = Ledger(settings)
     desk = MovementDesk(
-        ledger, clock, timedelta(seconds=settings.max_future_skew_s), settings.aggregate_cache
+        ledger,
+        clock,
+        timedelta(seconds=settings.max_future_skew_s),
+        cached_aggregates=settings.aggregate_cache,
     )
     key = secret_key(settings)
     auditor = Auditor(ledger, checkpoint_key(key))

@@ -15,7 +15,7 @@ from loyalty.commands.ledger import Ledger, Statement
 class AggregateCache:
     """Aggregates by id, least recently used evicted first. Not thread-safe: one owner."""
 
-    def __init__(self, ledger: Ledger, maxsize: int = 200_000) -> None:
+    def __init__(self, ledger: Ledger, maxsize: int) -> None:
         self.ledger = ledger
         self.maxsize = maxsize
         self._items: OrderedDict[UUID, Aggregate] = OrderedDict()

@@ -137,7 +137,8 @@ class MovementDesk:
         ledger: Ledger,
         clock: Callable[[], datetime],
         max_future_skew: timedelta = timedelta(minutes=5),
-        cached_aggregates: int = 200_000,
+        *,
+        cached_aggregates: int,
     ) -> None:
         self.ledger = ledger
         self.clock = clock
