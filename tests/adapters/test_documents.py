@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from threading import Event, Thread
 from typing import Any, Protocol
 
+import msgspec
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking, WaitInterruptedError
 from eventsourcing.postgres import PostgresDatastore
@@ -437,6 +438,25 @@ def test_loaded_documents_read_back_as_written_ones_do(new_view: NewView) -> Non
         )
         assert view.find("customers", champions) == written.find("customers", champions)
         assert view.count_by("customers", "store") == written.count_by("customers", "store")
+
+
+def test_a_loaded_value_encoded_already_reads_back_decoded(view: DocumentView) -> None:
+    recent = [{"movement_id": "m2", "amount": "9.90"}, {"movement_id": "m1", "amount": "1"}]
+    raw = msgspec.Raw(msgspec.json.encode(recent))
+
+    view.load([put("customers", "c1", recent=raw, visits=2)])
+
+    assert view.get("customers", "c1") == {"key": "c1", "recent": recent, "visits": 2}
+
+
+def test_a_load_keeps_text_that_copy_escapes(view: DocumentView) -> None:
+    text = 'tab\there, line\nbreak, back\\slash, "quoted", caf\u00e9 \U0001f600'
+    key = "k\t1\\"
+
+    view.load([put("notes", key, text=text, raw=msgspec.Raw(msgspec.json.encode([text])))])
+
+    assert view.get("notes", key) == {"key": key, "text": text, "raw": [text]}
+    assert view.get_many("notes", [key]) == {key: {"key": key, "text": text, "raw": [text]}}
 
 
 def test_a_load_records_no_position_which_a_later_write_does(view: DocumentView) -> None:

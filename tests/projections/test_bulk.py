@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loyalty.projections.bulk import CopyText, Escaped, copy_field, escaped, parts_of
+from loyalty.adapters.copy_text import copy_field
+from loyalty.projections.bulk import CopyText, Memo, escaped, parts_of
 from loyalty.settings import Settings
 
 
@@ -52,10 +53,10 @@ def test_text_rows_copy_in_as_written(texts: psycopg.Connection[Any], values: li
     assert [v for (v,) in texts.execute("SELECT value FROM texts ORDER BY n")] == values
 
 
-def test_escaped_codes_are_forgotten_past_a_limit() -> None:
-    codes = Escaped()
+def test_memorised_codes_are_forgotten_past_a_limit() -> None:
+    codes = Memo(copy_field, 3)
 
-    for n in range(Escaped.LIMIT + 1):
+    for n in range(4):
         assert codes[f"SKU\t{n}"] == f"SKU\\t{n}"
 
     assert len(codes) == 1

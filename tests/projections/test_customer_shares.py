@@ -80,7 +80,14 @@ def applied_one_by_one(facts: list[Fact]) -> list[Body]:
 def test_a_fold_gives_the_documents_of_the_facts_applied_one_by_one(facts: list[Fact]) -> None:
     documents = [c.body for c in folded(facts).documents() if c.collection == CUSTOMERS]
 
-    assert documents == applied_one_by_one(facts)
+    assert [as_stored(d) for d in documents] == applied_one_by_one(facts)
+
+
+def as_stored(body: Body) -> Body:
+    """A body as a document view stores it: as JSON (a fold hands its latest movements
+    over encoded already)."""
+    stored: Body = msgspec.json.decode(msgspec.json.encode(body))
+    return stored
 
 
 @settings(max_examples=200, deadline=None)

@@ -20,7 +20,9 @@ whole documents read by key or by a simple query, which both stores serve well; 
 - ``load`` stores many new documents at once in a fresh generation being filled in bulk, and
   records no position: the caller records it afterwards with a ``write``, so a load cut short
   leaves a generation that claims no event (a rebuild clears it again). A key that exists,
-  or comes twice, raises :class:`~eventsourcing.persistence.IntegrityError`.
+  or comes twice, raises :class:`~eventsourcing.persistence.IntegrityError`. A loaded body's
+  top-level values may be JSON already encoded, as ``msgspec.Raw``: a bulk fill that holds a
+  part of a document as JSON hands it over without decoding it only to have it encoded again.
 - A document comes back as its body plus the field ``key``; a body may hold neither ``key``
   nor MongoDB's ``_id``. Bodies are JSON values (money as decimal strings), never logged.
 
@@ -60,6 +62,8 @@ from pymongo import ASCENDING, DESCENDING, DeleteOne, MongoClient, ReplaceOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from loyalty.adapters.copy_text import copy_field
 
 Scalar: TypeAlias = str | int | bool | None
 Body: TypeAlias = dict[str, Any]
@@ -231,6 +235,24 @@ def _loaded_body(change: DocumentChange) -> Body:
     return change.body
 
 
+def _decoded_body(body: Body) -> Body:
+    """A loaded body with its values encoded already (``msgspec.Raw``) decoded."""
+    return {
+        field: msgspec.json.decode(value) if isinstance(value, msgspec.Raw) else value
+        for field, value in body.items()
+    }
+
+
+def _copy_row(change: DocumentChange) -> bytes:
+    """A loaded document as a row of ``COPY``'s text format (UTF-8): its body is encoded
+    JSON, which holds no tab nor line break (JSON escapes them in strings), so only its
+    backslashes need escaping."""
+    collection = copy_field(change.collection)
+    key = copy_field(change.key)
+    body = msgspec.json.encode(_loaded_body(change)).replace(b"\\", b"\\\\")
+    return b"%s\t%s\t%s\n" % (collection.encode(), key.encode(), body)
+
+
 def _chunks(documents: Iterable[DocumentChange]) -> Iterator[list[DocumentChange]]:
     iterator = iter(documents)
     while chunk := list(islice(iterator, LOAD_CHUNK)):
@@ -241,7 +263,7 @@ class _LoadAbandoned(Exception):
     """Rolls a load's stream back: the documents sent failed."""
 
 
-def _hand_over(chunks: Queue[Any], rows: list[Any], streams: list[Future[None]]) -> None:
+def _hand_over(chunks: Queue[Any], rows: bytes, streams: list[Future[None]]) -> None:
     """Puts ``rows`` for the load's streams, unless one of them has failed (then raises
     its error)."""
     while True:
@@ -298,7 +320,8 @@ class PostgresDocumentView(PostgresTrackingRecorder, DocumentView):
             curs.execute(self.sql_create_index)
 
     def load(self, documents: Iterable[DocumentChange]) -> int:
-        """Streams the rows through ``COPY``, PostgreSQL's fastest way in, on
+        """Streams the rows through ``COPY``, PostgreSQL's fastest way in, as text made
+        here (:func:`_copy_row`), on
         :data:`LOAD_STREAMS` connections side by side (one stream leaves both this process
         and its server process half idle, each waiting on the other); chunks are handed
         to whichever stream is free. Each stream commits only when every document was
@@ -306,24 +329,24 @@ class PostgresDocumentView(PostgresTrackingRecorder, DocumentView):
         primary key refuses a key twice and the datastore raises that as
         ``IntegrityError``."""
         copy_in = SQL("COPY {} (collection, key, body) FROM STDIN").format(self.documents)
-        chunks: Queue[list[tuple[str, str, str]] | bool] = Queue(maxsize=2 * LOAD_STREAMS)
+        chunks: Queue[bytes | bool] = Queue(maxsize=2 * LOAD_STREAMS)
 
         def stream() -> None:
-            with self.datastore.transaction(commit=True) as curs, curs.copy(copy_in) as copy:
-                while (chunk := chunks.get()) is not True:
-                    if chunk is False:
-                        raise _LoadAbandoned
-                    for row in chunk:
-                        copy.write_row(row)
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute("SET LOCAL client_encoding = 'UTF8'")
+                with curs.copy(copy_in) as copy:
+                    while (chunk := chunks.get()) is not True:
+                        if chunk is False:
+                            raise _LoadAbandoned
+                        copy.write(chunk)
 
         with ThreadPoolExecutor(LOAD_STREAMS, thread_name_prefix="load") as pool:
             streams = [pool.submit(stream) for _ in range(LOAD_STREAMS)]
             loaded = 0
             try:
                 for chunk in _chunks(documents):
-                    rows = [(c.collection, c.key, _dumps(_loaded_body(c))) for c in chunk]
-                    _hand_over(chunks, rows, streams)
-                    loaded += len(rows)
+                    _hand_over(chunks, b"".join([_copy_row(c) for c in chunk]), streams)
+                    loaded += len(chunk)
             except BaseException:
                 _end(chunks, streams, commit=False)
                 raise
@@ -510,7 +533,8 @@ class MongoDocumentView(DocumentView):
         for chunk in _chunks(documents):
             batches: dict[str, list[Body]] = defaultdict(list)
             for change in chunk:
-                batches[change.collection].append({**_loaded_body(change), "_id": change.key})
+                body = _decoded_body(_loaded_body(change))
+                batches[change.collection].append({**body, "_id": change.key})
             for collection, batch in batches.items():
                 self._insert(collection, batch)
             loaded += len(chunk)

@@ -29,6 +29,7 @@ import psycopg
 from psycopg import Copy
 from psycopg.sql import SQL, Composed, Identifier
 
+from loyalty.adapters.copy_text import copy_field
 from loyalty.commands.collector import collector_paused
 from loyalty.projections.feed import Fact, fact_of
 from loyalty.settings import Settings
@@ -158,29 +159,26 @@ def copying(conn: psycopg.Connection[Any], table: Composed, columns: str) -> Ite
             yield copy
 
 
-COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+class Memo(dict[str, T]):
+    """Values made once per text, for the texts a log repeats millions of times (codes,
+    quantities). Forgets them all past ``limit`` texts, so that its memory stays bounded
+    whatever the log names."""
 
+    def __init__(self, make: Callable[[str], T], limit: int) -> None:
+        super().__init__()
+        self.make = make
+        self.limit = limit
 
-def copy_field(value: str) -> str:
-    """``value`` as a field of ``COPY``'s text format."""
-    return value.translate(COPY_ESCAPES)
-
-
-class Escaped(dict[str, str]):
-    """Codes (stores, SKUs, departments) as fields of ``COPY``'s text format, each escaped
-    once: a log repeats a few thousand of them millions of times. Forgets them all past
-    :attr:`LIMIT` (lines may name any SKU), so that its memory stays bounded."""
-
-    LIMIT = 200_000
-
-    def __missing__(self, value: str) -> str:
-        if len(self) >= self.LIMIT:
+    def __missing__(self, text: str) -> T:
+        if len(self) >= self.limit:
             self.clear()
-        text = self[value] = copy_field(value)
-        return text
+        value = self[text] = self.make(text)
+        return value
 
 
-escaped = Escaped()
+escaped = Memo(copy_field, 200_000)
+"""Codes (stores, SKUs, departments) as fields of ``COPY``'s text format, each escaped once
+(lines may name any SKU: hence the limit)."""
 
 
 class CopyText:

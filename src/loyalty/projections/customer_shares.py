@@ -278,7 +278,7 @@ def add_shares(document: Body, shares: list[tuple[str, AccountShare | None]]) ->
         for store, (_, visits) in sorted(whole.stores.items(), key=lambda s: s[1][0])
     ]
     newest = b",".join(entry[POSITION_BYTES:] for entry in whole.recent[:RECENT])
-    document["recent"] = msgspec.json.decode(b"[%s]" % newest)
+    document["recent"] = msgspec.Raw(b"[%s]" % newest)
 
 
 def every_purchase(shares: list[AccountShare]) -> AccountShare:
