@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from eventsourcing.domain import OriginatorVersionError
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,6 +66,55 @@ def test_the_recorded_event_carries_the_movement_its_derivation_and_the_balance_
     assert isinstance(event, Account.MovementRecorded)
     assert (event.movement.movement_id, event.derivation.points_delta) == ("m2", 5)
     assert (event.points_after, event.credits_after) == (15, Decimal(0))
+
+
+def test_a_stored_movement_applied_from_its_fields_leaves_the_account_its_event_would() -> None:
+    account = new_account()
+    account.record(bought("m1", "10.00"), derived(points=10, credits="0.50"))
+    account.record(returned("r1", "4.00"), derived(points=-4, return_of=None))
+    events = account.collect_events()
+    from_events = reconstituted(events)
+    from_fields = reconstituted(events[:1])
+
+    for recorded in events[1:]:
+        assert isinstance(recorded, Account.MovementRecorded)
+        from_fields.apply_recorded(
+            recorded.originator_version,
+            recorded.timestamp,
+            recorded.movement,
+            recorded.derivation,
+            recorded.points_after,
+            recorded.credits_after,
+        )
+
+    assert vars(from_fields) == vars(from_events)
+
+
+def test_a_stored_movement_out_of_its_place_in_the_stream_is_refused() -> None:
+    account = new_account()
+    account.record(bought("m1", "10.00"), derived(points=10))
+    recorded = account.collect_events()[-1]
+    assert isinstance(recorded, Account.MovementRecorded)
+
+    with pytest.raises(OriginatorVersionError):
+        account.apply_recorded(
+            recorded.originator_version,
+            recorded.timestamp,
+            recorded.movement,
+            recorded.derivation,
+            recorded.points_after,
+            recorded.credits_after,
+        )
+    assert (account.points, account.version) == (10, 2)
+
+
+def reconstituted(events: list[Any]) -> Account:
+    """The account its stored events make, applied in turn as a repository would."""
+    aggregate = None
+    for stored in events:
+        aggregate = stored.mutate(aggregate)
+    assert isinstance(aggregate, Account)
+    return aggregate
 
 
 def test_points_cannot_go_below_zero_and_nothing_is_recorded() -> None:

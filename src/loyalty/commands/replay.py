@@ -217,16 +217,17 @@ class RecordedMovement:
         derivation, bit for bit, and decodes from them to itself."""
         return _encoder.encode(derivation) == self.stored_bytes
 
-    def event(self, derivation: Derivation) -> Account.MovementRecorded:
-        """The stored event, with ``derivation`` (the stored one) as its derivation, built
-        as the mapper builds it."""
-        state = msgspec.structs.asdict(self.fields)
-        state.update(
-            derivation=derivation, originator_id=self.account_id, originator_version=self.version
+    def apply_to(self, account: Account, derivation: Derivation) -> None:
+        """Applies the stored event to ``account``, with ``derivation`` (the stored one) as
+        its derivation."""
+        account.apply_recorded(
+            self.version,
+            self.fields.timestamp,
+            self.movement,
+            derivation,
+            self.points_after,
+            self.credits_after,
         )
-        event = object.__new__(Account.MovementRecorded)
-        object.__setattr__(event, "__dict__", state)
-        return event
 
 
 class Replay:
@@ -366,7 +367,7 @@ class Replay:
         stored = self.stored_derivation(recorded, replayed)
         if replayed is not None:
             self.check_balance(recorded, account, replayed)
-        recorded.event(stored).mutate(account)
+        recorded.apply_to(account, stored)
 
     def stored_derivation(
         self, recorded: RecordedMovement, replayed: Derivation | None
