@@ -77,15 +77,7 @@ def test_a_stored_movement_applied_from_its_fields_leaves_the_account_its_event_
     from_fields = reconstituted(events[:1])
 
     for recorded in events[1:]:
-        assert isinstance(recorded, Account.MovementRecorded)
-        from_fields.apply_recorded(
-            recorded.originator_version,
-            recorded.timestamp,
-            recorded.movement,
-            recorded.derivation,
-            recorded.points_after,
-            recorded.credits_after,
-        )
+        apply_fields(from_fields, recorded)
 
     assert vars(from_fields) == vars(from_events)
 
@@ -94,18 +86,23 @@ def test_a_stored_movement_out_of_its_place_in_the_stream_is_refused() -> None:
     account = new_account()
     account.record(bought("m1", "10.00"), derived(points=10))
     recorded = account.collect_events()[-1]
-    assert isinstance(recorded, Account.MovementRecorded)
 
     with pytest.raises(OriginatorVersionError):
-        account.apply_recorded(
-            recorded.originator_version,
-            recorded.timestamp,
-            recorded.movement,
-            recorded.derivation,
-            recorded.points_after,
-            recorded.credits_after,
-        )
+        apply_fields(account, recorded)
     assert (account.points, account.version) == (10, 2)
+
+
+def apply_fields(account: Account, recorded: object) -> None:
+    """Applies a stored ``MovementRecorded`` to ``account`` from its fields, as a replay does."""
+    assert isinstance(recorded, Account.MovementRecorded)
+    account.apply_recorded(
+        recorded.originator_version,
+        recorded.timestamp,
+        recorded.movement,
+        recorded.derivation,
+        recorded.points_after,
+        recorded.credits_after,
+    )
 
 
 def reconstituted(events: list[Any]) -> Account:
