@@ -314,14 +314,13 @@ class Revenue(TableModel):
         ]
         work: list[Callable[[], None]] = [
             *(partial(self.create_index, statement) for statement in self.INDEXES),
-            self.roll_up_stores,
+            partial(self.roll_up_stores, facts),
             *(partial(self.execute_in_bulk, (s, customers)) for s in slices),
         ]
         side_by_side(lambda do: do(), work)
 
-    def roll_up_stores(self) -> None:
+    def roll_up_stores(self, facts: Composed) -> None:
         """The facts rolled up by store and day, then the days by store and month."""
-        facts = SQL(FACTS).format(sales=self.tables("sales"))
         self.execute_in_bulk((facts, self.rollup("store_days")))
         days = SQL(DAYS).format(store_days=self.tables("store_days"))
         self.execute_in_bulk((days, self.rollup("store_months")))
