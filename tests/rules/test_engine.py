@@ -899,6 +899,37 @@ def test_the_same_inputs_give_the_same_digest() -> None:
     assert len(digest()) == 64
 
 
+def test_the_digest_is_the_sha256_of_the_inputs_as_one_array_in_a_fixed_order() -> None:
+    """Pinned: stored digests must keep matching the inputs of every later release."""
+    base = in_force("base", PointsPerAmount(), version=3)
+    bonus = in_force("a-bonus", FixedPoints(points=1))
+    account, facts, budget = funded(7), aged(30), ids.promotion_id("base")
+    inputs = [
+        BASE,
+        campaign_view().id,
+        [bonus.ref, base.ref],
+        [young()["young"].ref],
+        account.id,
+        account.version,
+        7,
+        "0",
+        facts,
+        [[budget, 2, 1]],
+        None,
+    ]
+    expected = hashlib.sha256(msgspec.json.encode(inputs, order="deterministic")).hexdigest()
+
+    found = digest(
+        promotions=(base, bonus),
+        account=account,
+        facts=facts,
+        clusters=young(),
+        budgets={budget: (2, 1)},
+    )
+
+    assert found == expected
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -217,6 +217,9 @@ def derive_with_promotions(movement: Movement, context: Context, local: datetime
     )
 
 
+_digest_encoder = msgspec.json.Encoder(order="deterministic")
+"""Encodes the inputs of a derivation for its digest."""
+
 by_rank = attrgetter("rank")
 """Orders the promotions for the walk (step 1 of the module doc)."""
 by_code = attrgetter("code")
@@ -229,12 +232,14 @@ class PromotionsInForce(tuple[PromotionInForce, ...]):
     between two versions taking effect, which tens of thousands of movements then read."""
 
     in_walk_order: tuple[PromotionInForce, ...]
-    refs_by_code: tuple[VersionRef, ...]
+    refs_by_code: msgspec.Raw
+    """Their references in the digest's order, encoded as the digest encodes them."""
 
     def __new__(cls, promotions: Iterable[PromotionInForce]) -> PromotionsInForce:
         made = super().__new__(cls, promotions)
         made.in_walk_order = tuple(sorted(made, key=by_rank))
-        made.refs_by_code = tuple([p.ref for p in sorted(made, key=by_code)])
+        refs = tuple([p.ref for p in sorted(made, key=by_code)])
+        made.refs_by_code = msgspec.Raw(_digest_encoder.encode(refs))
         return made
 
 
@@ -808,7 +813,9 @@ def balance_messages(points_before: int, points_delta: int, given_back: bool = F
 class DigestInput(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     movement: Movement
     campaign: UUID
-    promotions: tuple[VersionRef, ...]
+    promotions: msgspec.Raw
+    """``tuple[VersionRef, ...]`` in code order, encoded once for every movement of a
+    span of time that reads them (see :class:`PromotionsInForce`)."""
     clusters: tuple[VersionRef, ...]
     account: UUID
     account_version: int
@@ -817,9 +824,6 @@ class DigestInput(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     facts: CustomerFacts
     budgets: tuple[tuple[UUID, int, int], ...]
     original: tuple[int, tuple[Decimal, ...]] | None
-
-
-_digest_encoder = msgspec.json.Encoder(order="deterministic")
 
 
 def input_digest(movement: Movement, context: Context) -> str:
