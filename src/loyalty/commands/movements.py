@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
 from uuid import UUID
@@ -64,7 +64,7 @@ from loyalty.domain.movement import (
     check_movement,
 )
 from loyalty.domain.prize import Prize
-from loyalty.rules.engine import Context, OriginalMovement, derive
+from loyalty.rules.engine import Context, OriginalMovement, derive, in_force
 from loyalty.rules.schedule import local_time
 
 log = logging.getLogger(__name__)
@@ -631,18 +631,18 @@ def context_for(
         if isinstance(customer, Customer)
         else CustomerFacts(card_status=card.status)
     )
-    promotions = program.promotions_in_force(campaign.id, movement.occurred_at)
+    at = movement.occurred_at.astimezone(UTC)  # once, in the time zone the epochs compare in
+    promotions = in_force(program.promotions_in_force(campaign.id, at))
     budgets = {}
-    for promotion in promotions:
-        if promotion.version.terms.has_budget:
-            budget = aggregates.get(ids.budget_id(promotion.id))
-            if isinstance(budget, PromotionBudget):
-                budgets[promotion.id] = (budget.points, budget.uses)
+    for promotion in promotions.with_budget:
+        budget = aggregates.get(ids.budget_id(promotion.id))
+        if isinstance(budget, PromotionBudget):
+            budgets[promotion.id] = (budget.points, budget.uses)
     return Context(
         campaign=campaign,
         account=account,
         promotions=promotions,
-        clusters=program.clusters_in_force(movement.occurred_at),
+        clusters=program.clusters_in_force(at),
         facts=facts,
         budgets=budgets,
         original=original,

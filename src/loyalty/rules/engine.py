@@ -232,12 +232,15 @@ class PromotionsInForce(tuple[PromotionInForce, ...]):
     between two versions taking effect, which tens of thousands of movements then read."""
 
     in_walk_order: tuple[PromotionInForce, ...]
+    with_budget: tuple[PromotionInForce, ...]
+    """Those capped by a budget (whose consumption the context reads)."""
     refs_by_code: msgspec.Raw
     """Their references in the digest's order, encoded as the digest encodes them."""
 
     def __new__(cls, promotions: Iterable[PromotionInForce]) -> PromotionsInForce:
         made = super().__new__(cls, promotions)
         made.in_walk_order = tuple(sorted(made, key=by_rank))
+        made.with_budget = tuple([p for p in made if p.version.terms.has_budget])
         refs = tuple([p.ref for p in sorted(made, key=by_code)])
         made.refs_by_code = msgspec.Raw(_digest_encoder.encode(refs))
         return made
