@@ -64,7 +64,7 @@ from loyalty.domain.movement import (
     check_movement,
 )
 from loyalty.domain.prize import Prize
-from loyalty.rules.engine import Context, OriginalMovement, derive, in_force
+from loyalty.rules.engine import Context, OriginalMovement, derive
 from loyalty.rules.schedule import local_time
 
 log = logging.getLogger(__name__)
@@ -632,7 +632,7 @@ def context_for(
         else CustomerFacts(card_status=card.status)
     )
     at = movement.occurred_at.astimezone(UTC)  # once, in the time zone the epochs compare in
-    promotions = in_force(program.promotions_in_force(campaign.id, at))
+    promotions = program.promotions_in_force(campaign.id, at)
     budgets = {}
     for promotion in promotions.with_budget:
         budget = aggregates.get(ids.budget_id(promotion.id))

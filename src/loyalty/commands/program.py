@@ -34,6 +34,8 @@ from loyalty.domain.versioning import Version
 from loyalty.rules.engine import ClusterInForce, PromotionInForce, PromotionsInForce
 
 T = TypeVar("T")
+NONE_IN_FORCE = PromotionsInForce(())
+"""What a campaign without promotions has in force."""
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,10 @@ class Program:
         campaign = self.campaigns.get(ids.campaign_id(code))
         return CampaignView(id=campaign.id, code=code, terms=campaign.terms) if campaign else None
 
-    def promotions_in_force(self, campaign_id: UUID, at: datetime) -> Sequence[PromotionInForce]:
+    def promotions_in_force(self, campaign_id: UUID, at: datetime) -> PromotionsInForce:
         """The campaign's promotions with a version in force at ``at``, with it."""
         epochs = self.promotion_epochs.get(campaign_id)
-        return epochs.at(at) if epochs is not None else ()
+        return epochs.at(at) if epochs is not None else NONE_IN_FORCE
 
     @cached_property
     def promotion_epochs(self) -> dict[UUID, Epochs[PromotionsInForce]]:
