@@ -180,6 +180,30 @@ def test_run_starts_the_publication_again_when_its_process_dies(
     assert process.returncode == 0
 
 
+def test_run_stops_when_its_whole_process_group_gets_sigterm(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    posted: Services,
+) -> None:
+    """As ``kill -TERM -PGID``, a container's stop or a terminal's close: the child is
+    signalled with the parent, not only by it."""
+    use_database(monkeypatch, settings)
+    process = started_run(settings)
+    try:
+        child = next_child(lines_printed(process))
+        caught_up_statuses(capsys, {"publication"})
+        for pid in (child, process.pid):
+            os.kill(pid, signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+
+    assert process.returncode == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+
+
 def test_run_only_some_follows_those_alone(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

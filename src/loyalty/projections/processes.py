@@ -2,8 +2,9 @@
 
 The read models share one process; a follower whose class says ``own_process`` (the
 publication to NATS) runs in a child process, so that its work does not take the read
-models' interpreter lock under load and hold back their lag. A child follows until the
-parent asks it to stop or is gone; one that dies is started again by :func:`apart`'s check.
+models' interpreter lock under load and hold back their lag. A child follows until it is
+sent SIGTERM (by the parent, or with the parent's whole process group) or the parent is
+gone; one that dies is started again by :func:`apart`'s check.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event
 
 from loyalty.projections.runner import ReadModel, read_datastore, running
 from loyalty.settings import Settings
@@ -31,15 +32,21 @@ RESTART_AFTER_S = 5.0
 start at all is then tried every few seconds, not at every check)."""
 
 
-def follow_alone(settings: Settings, model_class: type[ReadModel], stop: Event) -> None:
-    """A child's body: follows the log for ``model_class`` until ``stop`` is set or the
-    parent is gone. Interrupts are the parent's to handle: it sets ``stop``."""
+def follow_alone(settings: Settings, model_class: type[ReadModel]) -> None:
+    """A child's body: follows the log for ``model_class`` until SIGTERM or the parent is
+    gone, then applies what it holds. Interrupts are the parent's to handle.
+
+    The stop is a signal, not an event shared with the parent: setting a
+    ``multiprocessing.Event`` waits for every process waiting on it to wake, forever for
+    one killed while it waited (as a group's SIGTERM kills the children)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     parent = os.getppid()
     datastore = read_datastore(settings, pool_size=2)
     try:
         with running(settings, [model_class], datastore) as check:
-            while not stop.wait(0.5) and os.getppid() == parent:
+            while not stopping.wait(0.5) and os.getppid() == parent:
                 check()
     finally:
         datastore.close()
@@ -51,14 +58,13 @@ def apart(
 ) -> Iterator[Callable[[], None]]:
     """Runs each of ``model_classes`` in a child process until the block ends; yields a
     check (call it regularly) that starts again a child that died."""
-    stop = _spawn.Event()
     started_at: dict[type[ReadModel], float] = {}
 
     def started(model_class: type[ReadModel]) -> BaseProcess:
         started_at[model_class] = time.monotonic()
         process = _spawn.Process(
             target=follow_alone,
-            args=(settings, model_class, stop),
+            args=(settings, model_class),
             name=f"follow-{model_class.name}",
             daemon=False,
         )
@@ -82,9 +88,10 @@ def apart(
     try:
         yield check
     finally:
-        stop.set()
+        for process in children.values():
+            process.terminate()
         for process in children.values():
             process.join(timeout=30)
             if process.is_alive():
-                process.terminate()
+                process.kill()
                 process.join()
