@@ -212,6 +212,22 @@ def test_the_master_key_rotates_and_every_data_key_still_opens(
         rotated.close()
 
 
+def test_personal_data_under_a_master_key_not_configured_is_refused_with_its_code(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    chain: Services,
+    settings: Settings,
+) -> None:
+    """As after ``var/master.key`` was lost or replaced: a clear error, nothing changed."""
+    use_database(monkeypatch, settings)
+    monkeypatch.setenv("LOYALTY_MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+
+    assert main(["privacy", "export", "C1"]) == 2
+
+    assert "error [unknown_master_key]: the data key of customer" in capsys.readouterr().err
+    assert export(chain.ledger, "C1", []).profile == ZENOBIA
+
+
 def test_privacy_commands_export_and_erase(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import sql
 
-from loyalty.domain.errors import CustomerErased
+from loyalty.domain.errors import CustomerErased, UnknownMasterKey
 from loyalty.settings import Settings
 
 KEY_BYTES = 32
@@ -160,9 +160,11 @@ class KeyStore:
         for master in (self.current, self.previous):
             if master is not None and master.id == master_key_id:
                 return master.unwrap(bytes(wrapped), customer_id)
-        raise LookupError(
-            f"data key of {customer_id} is wrapped by master key {master_key_id}, which is"
-            " neither LOYALTY_MASTER_KEY nor LOYALTY_PREVIOUS_MASTER_KEY"
+        raise UnknownMasterKey(
+            f"the data key of customer {customer_id} is wrapped by master key"
+            f" {master_key_id}, which is neither LOYALTY_MASTER_KEY (or its file) nor"
+            " LOYALTY_PREVIOUS_MASTER_KEY: configure the key this store was written with",
+            master_key_id=master_key_id,
         )
 
     def destroy(self, customer_id: UUID) -> None:

@@ -39,6 +39,7 @@ Error tree::
         ├── InvalidQuery / InvalidRfmParameters / UnknownPosition   analytics
         └── InvalidProgram        a program definition that cannot be applied
     NotCaughtUp                   (503)  a read model did not reach a position in time
+    UnknownMasterKey              (500)  personal data wrapped by a master key not configured
     ReadModelRebuilding           (503)  a read model's serving generation has another shape
 """
 
@@ -311,3 +312,12 @@ class InvalidSetting(LoyaltyError):
     """A ``LOYALTY_*`` environment variable that does not hold a value of its setting."""
 
     code = "invalid_setting"
+
+
+class UnknownMasterKey(LoyaltyError):
+    """A customer's data key is wrapped by a master key that is neither the configured one
+    nor the previous one (a lost or replaced ``var/master.key``): the personal data cannot
+    be opened with this configuration, and nothing is changed."""
+
+    status = 500
+    code = "unknown_master_key"
